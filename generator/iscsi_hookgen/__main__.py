@@ -1,0 +1,5 @@
+import sys
+
+from iscsi_hookgen.cli import main
+
+sys.exit(main())
