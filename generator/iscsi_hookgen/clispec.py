@@ -1,0 +1,144 @@
+"""What the command-line parser declares, read back for the man page and the completions.
+
+argparse is the one definition of the options. Documentation and completions are
+rendered from the parser object itself, so an option added to the program shows up in
+both without anyone remembering to. argparse offers no public way to list what a parser
+holds; the attributes read here (_actions, _action_groups, ...) are the ones its own help
+formatter reads, and tests compare the result with --help.
+"""
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Argument:
+    """An option (flags set) or a positional argument (no flags)."""
+
+    flags: tuple[str, ...]
+    metavar: str | None  # None: a switch that takes no value
+    help: str
+    choices: tuple[str, ...]
+    path: bool  # the value names a file or directory (completions offer paths)
+    directory: bool  # ... and only a directory makes sense
+    repeatable: bool  # each use adds to a list (or a count)
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    arguments: tuple[Argument, ...]
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]  # ("iscsi-hookgen",) or ("iscsi-hookgen", "hooks")
+    summary: str  # the one line a parent command shows for it; "" for the top
+    description: str
+    epilog: str
+    groups: tuple[Group, ...]
+    exclusive: tuple[tuple[str, ...], ...]  # first flags of options that exclude each other
+    subcommands: tuple["Command", ...]
+
+    @property
+    def arguments(self) -> tuple[Argument, ...]:
+        return tuple(a for group in self.groups for a in group.arguments)
+
+    @property
+    def options(self) -> tuple[Argument, ...]:
+        return tuple(a for a in self.arguments if a.flags)
+
+    @property
+    def positionals(self) -> tuple[Argument, ...]:
+        return tuple(a for a in self.arguments if not a.flags)
+
+    def walk(self) -> tuple["Command", ...]:
+        """This command and every subcommand below it, parents first."""
+        return (self, *(c for sub in self.subcommands for c in sub.walk()))
+
+
+_REPEATABLE = (
+    argparse._AppendAction,
+    argparse._AppendConstAction,
+    argparse._CountAction,
+    argparse._ExtendAction,
+)
+
+
+def _is_directory_metavar(metavar: str | None) -> bool:
+    return metavar is not None and metavar.split("[")[0].rstrip(".") in {"DIR", "DIRECTORY"}
+
+
+def _argument(parser: argparse.ArgumentParser, action: argparse.Action) -> Argument:
+    takes_value = action.nargs != 0
+    metavar: str | None = None
+    if takes_value:
+        if isinstance(action.metavar, tuple):
+            metavar = " ".join(action.metavar)
+        elif action.metavar is not None:
+            metavar = action.metavar
+        else:
+            metavar = action.dest.upper() if action.option_strings else action.dest
+    path = takes_value and (
+        action.type is Path
+        or isinstance(action.type, argparse.FileType)
+        or (metavar or "").split("[")[0] in {"FILE", "PATH", "DIR", "DIRECTORY"}
+    )
+    # The help formatter's own expansion, so %(default)s and friends read as in --help.
+    help_text = parser._get_formatter()._expand_help(action) if action.help else ""
+    return Argument(
+        flags=tuple(action.option_strings),
+        metavar=metavar,
+        help=" ".join(help_text.split()),
+        choices=tuple(str(c) for c in action.choices or ()) if takes_value else (),
+        path=path,
+        directory=path and _is_directory_metavar(metavar),
+        repeatable=isinstance(action, _REPEATABLE),
+    )
+
+
+def describe(
+    parser: argparse.ArgumentParser, words: tuple[str, ...] | None = None, summary: str = ""
+) -> Command:
+    """Read a parser (and its subparsers, recursively) into a Command."""
+    words = words or (parser.prog,)
+    groups: list[Group] = []
+    subcommands: list[Command] = []
+    for group in parser._action_groups:
+        arguments: list[Argument] = []
+        for action in group._group_actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                subcommands += _subcommands(action, words)
+                continue
+            arguments.append(_argument(parser, action))
+        if arguments:
+            groups.append(Group(group.title or "options", tuple(arguments)))
+    exclusive = tuple(
+        tuple(a.option_strings[0] for a in group._group_actions if a.option_strings)
+        for group in parser._mutually_exclusive_groups
+    )
+    return Command(
+        words=words,
+        summary=summary,
+        description=" ".join((parser.description or "").split()),
+        epilog=" ".join((parser.epilog or "").split()),
+        groups=tuple(groups),
+        exclusive=exclusive,
+        subcommands=tuple(subcommands),
+    )
+
+
+def _subcommands(action: "argparse._SubParsersAction[argparse.ArgumentParser]",
+                 words: tuple[str, ...]) -> list[Command]:
+    summaries = {choice.dest: choice.help or "" for choice in action._choices_actions}
+    seen: set[int] = set()
+    commands: list[Command] = []
+    for name, subparser in action.choices.items():
+        if id(subparser) in seen:  # an alias of a command already listed
+            continue
+        seen.add(id(subparser))
+        commands.append(describe(subparser, (*words, name), summaries.get(name, "")))
+    return commands

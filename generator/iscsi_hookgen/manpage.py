@@ -1,0 +1,137 @@
+"""The iscsi-hookgen(1) manual page, rendered from the command-line parser.
+
+`python -m iscsi_hookgen.manpage` prints the page; the PKGBUILD runs it at build time,
+so the installed page lists exactly the options the installed program accepts.
+"""
+
+import sys
+
+from iscsi_hookgen import __version__
+from iscsi_hookgen.clispec import Argument, Command, describe
+
+# What the parser cannot say: prose for the sections after the options.
+EXIT_STATUS = (
+    ("0", "Success, including a --dry-run that found nothing wrong."),
+    ("1", "A file could not be read or written."),
+    ("2", "Bad input: an option value, a missing option or a combination that cannot "
+          "work. One line on standard error names the value and what is accepted; "
+          "nothing is written."),
+)
+FILES = (
+    ("/etc/initcpio/install/iscsi",
+     "Build hook written by iscsi-hookgen; mkinitcpio prefers it to the packaged one."),
+    ("/etc/initcpio/hooks/iscsi",
+     "Runtime hook written by iscsi-hookgen, run by the image's init before the root "
+     "disk is looked for."),
+    ("/etc/initcpio/iscsi-chap",
+     "CHAP credentials (mode 0600), copied into the image (which mkinitcpio writes "
+     "0600); never on the kernel command line."),
+    ("/usr/lib/initcpio/install/iscsi, /usr/lib/initcpio/hooks/iscsi",
+     "The packaged hooks: every value comes from the kernel command line."),
+    ("/etc/mkinitcpio.conf, /etc/mkinitcpio.conf.d/*.conf",
+     "The HOOKS array that must list iscsi (after net in static-portal mode, before "
+     "block)."),
+    ("/etc/iscsi/initiatorname.iscsi", "The initiator name used when --initiator is not "
+     "given."),
+)
+SEE_ALSO = ("mkinitcpio(8)", "mkinitcpio.conf(5)", "iscsistart(8)", "iscsiadm(8)",
+            "iscsid(8)")
+
+
+def escape(text: str) -> str:
+    """Text for a roff line: backslashes and hyphens literal, no line read as a request."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\\&" + text if text.startswith((".", "'")) else text
+
+
+def _bold(text: str) -> str:
+    return f"\\fB{escape(text)}\\fR"
+
+
+def _italic(text: str) -> str:
+    return f"\\fI{escape(text)}\\fR"
+
+
+def _usage(argument: Argument) -> str:
+    """`-P, --param NAME=VALUE` in roff fonts."""
+    head = ", ".join(_bold(f) for f in argument.flags) if argument.flags else ""
+    if argument.metavar is None:
+        return head
+    value = _italic(argument.metavar)
+    return f"{head} {value}" if head else value
+
+
+def _synopsis(command: Command) -> list[str]:
+    lines = [".PP", f"\\fB{escape(' '.join(command.words))}\\fR"]
+    by_flag = {a.flags[0]: a for a in command.options}
+    in_group = {flag for group in command.exclusive for flag in group}
+    for group in command.exclusive:
+        lines.append("[" + " | ".join(_usage(by_flag[f]) for f in group) + "]")
+    if any(a.flags[0] not in in_group for a in command.options):
+        lines.append(f"[{_italic('OPTION')}]...")
+    lines += [_usage(a) for a in command.positionals]
+    if command.subcommands:
+        lines.append(f"{_italic('COMMAND')} [{_italic('ARG')}]...")
+    return lines
+
+
+def _arguments(command: Command, heading: str) -> list[str]:
+    lines: list[str] = []
+    for group in command.groups:
+        lines.append(f'{heading} "{escape(group.title.capitalize())}"')
+        for argument in group.arguments:
+            text = argument.help
+            if argument.choices:
+                text += f" One of: {', '.join(argument.choices)}."
+            lines += [".TP", _usage(argument), escape(text)]
+    return lines
+
+
+def render(top: Command) -> str:
+    name = top.words[0]
+    summary = top.description.split(". ")[0].rstrip(".")
+    lines = [
+        '.\\" SPDX-License-Identifier: MIT',
+        f'.\\" Rendered by "python -m iscsi_hookgen.manpage" from the {name} parser.',
+        f'.TH {escape(name.upper())} 1 "" "{escape(name)} {__version__}" "User Commands"',
+        # Option names and paths read better unbroken and with a ragged right edge.
+        ".nh",
+        ".ad l",
+        ".SH NAME",
+        f"{escape(name)} \\- {escape(summary[:1].lower() + summary[1:])}",
+        ".SH SYNOPSIS",
+    ]
+    for command in top.walk():
+        lines += _synopsis(command)
+    lines += [".SH DESCRIPTION", escape(top.description)]
+    if top.epilog:
+        lines += [".PP", escape(top.epilog)]
+    lines.append(".SH OPTIONS")
+    lines += _arguments(top, ".SS")
+    if len(top.walk()) > 1:
+        lines.append(".SH COMMANDS")
+        for command in top.walk()[1:]:
+            lines += [f'.SS "{escape(" ".join(command.words))}"']
+            lines += [escape(t) for t in (command.summary, command.description) if t]
+            for argument in command.arguments:
+                lines += [".TP", _usage(argument), escape(argument.help)]
+    lines.append(".SH EXIT STATUS")
+    for code, meaning in EXIT_STATUS:
+        lines += [".TP", _bold(code), escape(meaning)]
+    lines.append(".SH FILES")
+    for path, meaning in FILES:
+        lines += [".TP", _italic(path), escape(meaning)]
+    lines += [".SH SEE ALSO", ",\n".join(_bold(p.split("(")[0]) + "(" + p.split("(")[1]
+                                        for p in SEE_ALSO)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    from iscsi_hookgen.cli import build_parser
+
+    sys.stdout.write(render(describe(build_parser())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
