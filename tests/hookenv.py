@@ -102,16 +102,23 @@ def run_runtime_hook(
     child: bool = False,
     no_disk: bool = False,
     files: Mapping[str, str] = {},
+    without: Sequence[str] = (),
     timeout: float = 60,
 ) -> HookRun:
-    """Run `hook`'s run_hook; `files` maps absolute paths under /etc or /sys to contents."""
+    """Run `hook`'s run_hook; `files` maps absolute paths under /etc or /sys to contents.
+
+    `without` names commands the image lacks (applets or fakes).
+    """
     sandbox = Path(tempfile.mkdtemp(prefix="iscsi-hook-", dir="/var/tmp"))
     try:
         for name in ("sys", "etc/fake", "tmp/fake", "bin"):
             (sandbox / name).mkdir(parents=True)
         for applet in APPLETS:
-            (sandbox / "bin" / applet).symlink_to(BUSYBOX)
+            if applet not in without:
+                (sandbox / "bin" / applet).symlink_to(BUSYBOX)
         for fake in ("iscsistart", "modprobe", "ip"):
+            if fake in without:
+                continue
             shutil.copy(TESTS / f"fake_{fake}", sandbox / "bin" / fake)
             (sandbox / "bin" / fake).chmod(0o755)
         shutil.copy(TESTS / "initcpio_stubs.sh", sandbox / "stubs.sh")

@@ -173,6 +173,12 @@ def test_no_network_is_reported_with_the_fix(static_hook: Path) -> None:
     assert "ip=dhcp" in run.stdout and "'net' before 'iscsi'" in run.stdout
 
 
+def test_without_the_ip_applet_the_network_check_is_skipped_not_failed(static_hook: Path) -> None:
+    run = run_runtime_hook(static_hook, network=False, without=("ip",))
+    assert run.status == 0, run.output
+    assert run.iscsistart == [login_argv()]
+
+
 def test_waits_for_the_disk_and_fails_clearly_when_none_appears(static_hook: Path) -> None:
     run = run_runtime_hook(static_hook, ("rd.iscsi.disk_timeout=1",), no_disk=True)
     assert run.status == 1
