@@ -1,11 +1,16 @@
 import contextlib
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from iscsi_hookgen.cli import main
+# Test this checkout's package, whichever copy pip installed last.
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "generator"))
+
+from iscsi_hookgen.cli import main  # noqa: E402
 
 INITIATOR = "iqn.2011-03.org.example:client"
 TARGET = "iqn.2011-03.org.example.storage:arch-root"

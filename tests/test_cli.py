@@ -188,7 +188,11 @@ def test_runs_as_a_module_and_as_the_console_script(tmp_path: Path) -> None:
     for command in ([sys.executable, "-m", "iscsi_hookgen"], ["iscsi-hookgen"]):
         out = tmp_path / command[-1]
         done = subprocess.run(
-            [*command, "--output", str(out), "--ibft"], capture_output=True, text=True, check=False
+            [*command, "--output", str(out), "--ibft"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO / "generator")},
         )
         assert done.returncode == 0, done.stderr
         assert (out / "hooks/iscsi").is_file()
