@@ -8,6 +8,7 @@ formatter reads, and tests compare the result with --help.
 """
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ class Argument:
     choices: tuple[str, ...]
     path: bool  # the value names a file or directory (completions offer paths)
     directory: bool  # ... and only a directory makes sense
-    repeatable: bool  # each use adds to a list (or a count)
+    repeatable: bool  # each use adds to a list (or a count); a positional takes several
+    optional: bool  # a positional that may be left out
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ _REPEATABLE = (
 )
 
 
+_MANY = ("*", "+", argparse.REMAINDER)
+_MAYBE = ("?", "*", argparse.REMAINDER)
+
+
 def _is_directory_metavar(metavar: str | None) -> bool:
     return metavar is not None and metavar.split("[")[0].rstrip(".") in {"DIR", "DIRECTORY"}
 
@@ -79,7 +85,7 @@ def _argument(parser: argparse.ArgumentParser, action: argparse.Action) -> Argum
         elif action.metavar is not None:
             metavar = action.metavar
         else:
-            metavar = action.dest.upper() if action.option_strings else action.dest
+            metavar = action.dest.upper()
     path = takes_value and (
         action.type is Path
         or isinstance(action.type, argparse.FileType)
@@ -94,14 +100,22 @@ def _argument(parser: argparse.ArgumentParser, action: argparse.Action) -> Argum
         choices=tuple(str(c) for c in action.choices or ()) if takes_value else (),
         path=path,
         directory=path and _is_directory_metavar(metavar),
-        repeatable=isinstance(action, _REPEATABLE),
+        repeatable=isinstance(action, _REPEATABLE) or action.nargs in _MANY,
+        optional=not action.option_strings and action.nargs in _MAYBE,
     )
 
 
 def describe(
-    parser: argparse.ArgumentParser, words: tuple[str, ...] | None = None, summary: str = ""
+    parser: argparse.ArgumentParser,
+    words: tuple[str, ...] | None = None,
+    summary: str = "",
+    subparsers: Mapping[str, argparse.ArgumentParser] | None = None,
 ) -> Command:
-    """Read a parser (and its subparsers, recursively) into a Command."""
+    """Read a parser (and its subparsers, recursively) into a Command.
+
+    `subparsers` adds commands that the program dispatches to a parser of their own
+    instead of through argparse's add_subparsers().
+    """
     words = words or (parser.prog,)
     groups: list[Group] = []
     subcommands: list[Command] = []
@@ -116,6 +130,8 @@ def describe(
             arguments.append(_argument(parser, action))
         if arguments:
             groups.append(Group(group.title or "options", tuple(arguments)))
+    for name, subparser in (subparsers or {}).items():
+        subcommands.append(describe(subparser, (*words, name), _first_sentence(subparser)))
     exclusive = tuple(
         tuple(a.option_strings[0] for a in group._group_actions if a.option_strings)
         for group in parser._mutually_exclusive_groups
@@ -131,8 +147,13 @@ def describe(
     )
 
 
-def _subcommands(action: "argparse._SubParsersAction[argparse.ArgumentParser]",
-                 words: tuple[str, ...]) -> list[Command]:
+def _first_sentence(parser: argparse.ArgumentParser) -> str:
+    return " ".join((parser.description or "").split()).split(". ")[0].rstrip(".")
+
+
+def _subcommands(
+    action: "argparse._SubParsersAction[argparse.ArgumentParser]", words: tuple[str, ...]
+) -> list[Command]:
     summaries = {choice.dest: choice.help or "" for choice in action._choices_actions}
     seen: set[int] = set()
     commands: list[Command] = []
@@ -140,5 +161,14 @@ def _subcommands(action: "argparse._SubParsersAction[argparse.ArgumentParser]",
         if id(subparser) in seen:  # an alias of a command already listed
             continue
         seen.add(id(subparser))
-        commands.append(describe(subparser, (*words, name), summaries.get(name, "")))
+        commands.append(
+            describe(subparser, (*words, name), summaries.get(name) or _first_sentence(subparser))
+        )
     return commands
+
+
+def program() -> Command:
+    """The whole iscsi-hookgen command line, as the program parses it."""
+    from iscsi_hookgen import cli
+
+    return describe(cli.build_parser())

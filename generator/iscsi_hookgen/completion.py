@@ -6,9 +6,9 @@ build time, so the completions offer exactly the options the installed program a
 
 import sys
 
-from iscsi_hookgen.clispec import Argument, Command, describe
+from iscsi_hookgen.clispec import Argument, Command, program
 
-HEADER = "# Rendered by \"python -m iscsi_hookgen.completion {shell}\" from the {name} parser."
+HEADER = '# Rendered by "python -m iscsi_hookgen.completion {shell}" from the {name} parser.'
 
 
 def _sq(text: str) -> str:
@@ -24,7 +24,7 @@ def _function_name(words: tuple[str, ...]) -> str:
 def _bash_value(argument: Argument, reply: str) -> str:
     """The statement that fills COMPREPLY for one value of `argument`."""
     if argument.choices:
-        return f"{reply} compgen -W {_sq(' '.join(argument.choices))} -- \"$cur\""
+        return f'{reply} compgen -W {_sq(" ".join(argument.choices))} -- "$cur"'
     if argument.path:
         # compopt marks the words as file names (a slash after directories); it fails
         # harmlessly when the function is called outside completion, as in tests.
@@ -38,15 +38,27 @@ def _bash_cases(cases: dict[str, list[str]], indent: str, then: str) -> list[str
     lines = []
     for statement, labels in cases.items():
         lines.append(indent + f"|\\\n{indent}".join(labels) + ")")
-        lines += [f"{indent}    {statement}", f"{indent}    {then} ;;" if then else f"{indent}    ;;"]
+        lines += [
+            f"{indent}    {statement}",
+            f"{indent}    {then} ;;" if then else f"{indent}    ;;",
+        ]
     return lines
+
+
+def _slots(command: Command) -> tuple[Argument, ...]:
+    """The words a command takes after its options, in order: its subcommand, or its
+    positional arguments."""
+    if command.subcommands:
+        names = tuple(s.words[-1] for s in command.subcommands)
+        return (Argument((), "COMMAND", "", names, False, False, False, False),)
+    return command.positionals
 
 
 def bash(top: Command) -> str:
     """A script for bash's `complete -F`, loaded by bash-completion or sourced by hand.
 
-    It needs nothing but bash: words are read from COMP_WORDS, where bash has split
-    `--opt=value` into `--opt`, `=`, `value`.
+    It needs nothing but bash. Words come from COMP_WORDS, where bash has split
+    `--opt=value` into `--opt`, `=`, `value` (and `a:b` into `a`, `:`, `b`).
     """
     name = top.words[0]
     function = _function_name(top.words)
@@ -58,26 +70,24 @@ def bash(top: Command) -> str:
 
     scan: dict[str, list[str]] = {}  # statement -> case labels that run it
     values: dict[str, list[str]] = {}
+    positions: dict[str, list[str]] = {}
+    clamps: dict[str, list[str]] = {}  # a last slot that repeats takes every later word
     for c in commands:
         for a in c.options:
             if a.metavar is not None:
                 scan.setdefault("skip=1", []).extend(label(c, f) for f in a.flags)
                 values.setdefault(_bash_value(a, reply), []).extend(label(c, f) for f in a.flags)
         for sub in c.subcommands:
-            scan[f"command={_sq(' '.join(sub.words))}"] = [label(c, sub.words[-1])]
-    options = [
-        f"        {_sq(' '.join(c.words))}) options={_sq(' '.join(f for a in c.options for f in a.flags))} ;;"  # noqa: E501
+            scan[f"command={_sq(' '.join(sub.words))} position=0"] = [label(c, sub.words[-1])]
+        for index, slot in enumerate(_slots(c)):
+            positions.setdefault(_bash_value(slot, reply), []).append(label(c, str(index)))
+            if slot.repeatable:
+                clamp = f"((position > {index})) && position={index}"
+                clamps.setdefault(clamp, []).append(_sq(" ".join(c.words)))
+    options = {
+        f"options={_sq(' '.join(f for a in c.options for f in a.flags))}": [_sq(" ".join(c.words))]
         for c in commands
-    ]
-    words: list[str] = []
-    for c in commands:
-        if c.subcommands:
-            names = Argument((), "COMMAND", "", tuple(s.words[-1] for s in c.subcommands),
-                             False, False, False)
-            words.append(f"        {_sq(' '.join(c.words))}) {_bash_value(names, reply)} ;;")
-        elif c.positionals and c.positionals[0].path:
-            words.append(f"        {_sq(' '.join(c.words))}) "
-                         f"{_bash_value(c.positionals[0], reply)} ;;")
+    }
     lines = [
         f"# bash completion for {name}",
         "# SPDX-License-Identifier: MIT",
@@ -86,46 +96,54 @@ def bash(top: Command) -> str:
         f'{reply}() {{ mapfile -t COMPREPLY < <("$@"); }}',
         "",
         f"{function}() {{",
-        "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' i word skip=0 options=''",
+        "    local cur=${COMP_WORDS[COMP_CWORD]} prev='' i word skip=0 position=0 options=''",
         f"    local command={_sq(name)}",
         "    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}",
-        "    # --opt=value arrives as three words: --opt, =, value.",
         "    if [[ $cur == = ]]; then",
         "        cur=''",
         "    elif [[ $prev == = ]] && ((COMP_CWORD > 1)); then",
         "        prev=${COMP_WORDS[COMP_CWORD - 2]}",
         "    fi",
         "",
-        "    # Which (sub)command is being typed. Option values are skipped: a value may",
-        "    # look like a command name.",
+        "    # Which (sub)command is being typed, and how many of its positional words",
+        "    # precede this one. Option values are skipped: a value may look like a",
+        "    # command name.",
         "    for ((i = 1; i < COMP_CWORD; i++)); do",
         "        word=${COMP_WORDS[i]}",
-        "        if ((skip)); then",
+        "        if [[ $word == [=:] ]]; then",
+        "            skip=1  # what follows continues the previous word",
+        "            continue",
+        "        elif ((skip)); then",
         "            skip=0",
         "            continue",
         "        fi",
         '        case "$command|$word" in',
         *_bash_cases(scan, "            ", ""),
+        "            *) [[ $word == -* ]] || ((position++)) ;;",
         "        esac",
         "    done",
         "",
         '    case "$command|$prev" in',
         *_bash_cases(values, "        ", "return"),
         "    esac",
-        "",
         '    case "$command" in',
-        *options,
+        *_bash_cases(options, "        ", ""),
         "    esac",
         "    if [[ $cur == -* ]]; then",
         f'        {reply} compgen -W "$options" -- "$cur"',
         "        return",
         "    fi",
         "    COMPREPLY=()",
-        *(['    case "$command" in', *words, "    esac"] if words else []),
-        "}",
-        "",
-        f"complete -F {function} {name}",
     ]
+    if clamps:
+        lines += ['    case "$command" in', *_bash_cases(clamps, "        ", ""), "    esac"]
+    if positions:
+        lines += [
+            '    case "$command|$position" in',
+            *_bash_cases(positions, "        ", ""),
+            "    esac",
+        ]
+    lines += ["}", "", f"complete -F {function} {name}"]
     return "\n".join(lines) + "\n"
 
 
@@ -197,29 +215,31 @@ def zsh(top: Command) -> str:
                 "        command) _describe -t commands command commands ;;",
                 "        argument)",
                 "            case $line[1] in",
-                *(f"                {_sq(s.words[-1])}) {_function_name(s.words)} ;;"
-                  for s in command.subcommands),
+                *(
+                    f"                {_sq(s.words[-1])}) {_function_name(s.words)} ;;"
+                    for s in command.subcommands
+                ),
                 "            esac ;;",
                 "    esac",
             ]
         else:
-            body += ["    _arguments -s -S \\", *(f"        {s} \\" for s in specs[:-1]),
-                     f"        {specs[-1]}"]
+            body += [
+                "    _arguments -s -S \\",
+                *(f"        {s} \\" for s in specs[:-1]),
+                f"        {specs[-1]}",
+            ]
         lines += ["", *body, "}"]
     lines += ["", f'{_function_name(top.words)} "$@"']
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from iscsi_hookgen.cli import build_parser
-
     args = sys.argv[1:] if argv is None else argv
     shells = {"bash": bash, "zsh": zsh}
     if len(args) != 1 or args[0] not in shells:
-        print(f"usage: python -m iscsi_hookgen.completion {{{'|'.join(shells)}}}",
-              file=sys.stderr)
+        print(f"usage: python -m iscsi_hookgen.completion {{{'|'.join(shells)}}}", file=sys.stderr)
         return 2
-    sys.stdout.write(shells[args[0]](describe(build_parser())))
+    sys.stdout.write(shells[args[0]](program()))
     return 0
 
 

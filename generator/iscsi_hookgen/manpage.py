@@ -7,35 +7,45 @@ so the installed page lists exactly the options the installed program accepts.
 import sys
 
 from iscsi_hookgen import __version__
-from iscsi_hookgen.clispec import Argument, Command, describe
+from iscsi_hookgen.clispec import Argument, Command, program
 
 # What the parser cannot say: prose for the sections after the options.
 EXIT_STATUS = (
     ("0", "Success, including a --dry-run that found nothing wrong."),
     ("1", "A file could not be read or written."),
-    ("2", "Bad input: an option value, a missing option or a combination that cannot "
-          "work. One line on standard error names the value and what is accepted; "
-          "nothing is written."),
+    (
+        "2",
+        "Bad input: an option value, a missing option or a combination that cannot "
+        "work. One line on standard error names the value and what is accepted; "
+        "nothing is written.",
+    ),
 )
 FILES = (
-    ("/etc/initcpio/install/iscsi",
-     "Build hook written by iscsi-hookgen; mkinitcpio prefers it to the packaged one."),
-    ("/etc/initcpio/hooks/iscsi",
-     "Runtime hook written by iscsi-hookgen, run by the image's init before the root "
-     "disk is looked for."),
-    ("/etc/initcpio/iscsi-chap",
-     "CHAP credentials (mode 0600), copied into the image (which mkinitcpio writes "
-     "0600); never on the kernel command line."),
-    ("/usr/lib/initcpio/install/iscsi, /usr/lib/initcpio/hooks/iscsi",
-     "The packaged hooks: every value comes from the kernel command line."),
-    ("/etc/mkinitcpio.conf, /etc/mkinitcpio.conf.d/*.conf",
-     "The HOOKS array that must list iscsi (after net in static-portal mode, before "
-     "block)."),
-    ("/etc/iscsi/initiatorname.iscsi", "The initiator name used when --initiator is not "
-     "given."),
+    (
+        "/etc/initcpio/install/iscsi",
+        "Build hook written by iscsi-hookgen; mkinitcpio prefers it to the packaged one.",
+    ),
+    (
+        "/etc/initcpio/hooks/iscsi",
+        "Runtime hook written by iscsi-hookgen, run by the image's init before the root "
+        "disk is looked for.",
+    ),
+    (
+        "/etc/initcpio/iscsi-chap",
+        "CHAP credentials (mode 0600), copied into the image (which mkinitcpio writes "
+        "0600); never on the kernel command line.",
+    ),
+    (
+        "/usr/lib/initcpio/install/iscsi, /usr/lib/initcpio/hooks/iscsi",
+        "The packaged hooks: every value comes from the kernel command line.",
+    ),
+    (
+        "/etc/mkinitcpio.conf, /etc/mkinitcpio.conf.d/*.conf",
+        "The HOOKS array that must list iscsi (after net in static-portal mode, before block).",
+    ),
+    ("/etc/iscsi/initiatorname.iscsi", "The initiator name used when --initiator is not given."),
 )
-SEE_ALSO = ("mkinitcpio(8)", "mkinitcpio.conf(5)", "iscsistart(8)", "iscsiadm(8)",
-            "iscsid(8)")
+SEE_ALSO = ("mkinitcpio(8)", "mkinitcpio.conf(5)", "iscsistart(8)", "iscsiadm(8)", "iscsid(8)")
 
 
 def escape(text: str) -> str:
@@ -61,6 +71,17 @@ def _usage(argument: Argument) -> str:
     return f"{head} {value}" if head else value
 
 
+def _positional(argument: Argument) -> str:
+    """`ACTION`, `{show|add}`, `[NAME]...` as argparse's usage line has them."""
+    if argument.choices:
+        text = "{" + "|".join(_bold(c) for c in argument.choices) + "}"
+    else:
+        text = _usage(argument)
+    if argument.optional:
+        text = f"[{text}]"
+    return text + "..." if argument.repeatable else text
+
+
 def _synopsis(command: Command) -> list[str]:
     lines = [".PP", f"\\fB{escape(' '.join(command.words))}\\fR"]
     by_flag = {a.flags[0]: a for a in command.options}
@@ -69,7 +90,7 @@ def _synopsis(command: Command) -> list[str]:
         lines.append("[" + " | ".join(_usage(by_flag[f]) for f in group) + "]")
     if any(a.flags[0] not in in_group for a in command.options):
         lines.append(f"[{_italic('OPTION')}]...")
-    lines += [_usage(a) for a in command.positionals]
+    lines += [_positional(a) for a in command.positionals]
     if command.subcommands:
         lines.append(f"{_italic('COMMAND')} [{_italic('ARG')}]...")
     return lines
@@ -121,15 +142,15 @@ def render(top: Command) -> str:
     lines.append(".SH FILES")
     for path, meaning in FILES:
         lines += [".TP", _italic(path), escape(meaning)]
-    lines += [".SH SEE ALSO", ",\n".join(_bold(p.split("(")[0]) + "(" + p.split("(")[1]
-                                        for p in SEE_ALSO)]
+    lines += [
+        ".SH SEE ALSO",
+        ",\n".join(_bold(p.split("(")[0]) + "(" + p.split("(")[1] for p in SEE_ALSO),
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    from iscsi_hookgen.cli import build_parser
-
-    sys.stdout.write(render(describe(build_parser())))
+    sys.stdout.write(render(program()))
     return 0
 
 
