@@ -200,7 +200,7 @@ def test_systemd_build_adds_busybox_unit_generator_and_wants_link(
         for c in run.calls
         if c[0] == "add_symlink" and c[1].startswith("/usr/lib/iscsi-hookgen/bin/")
     }
-    assert {"sh", "grep", "sed", "tail", "timeout", "sleep", "kill", "ip", "udhcpc"} <= applets
+    assert {"sh", "grep", "sed", "tail", "sleep", "kill", "ip", "udhcpc"} <= applets
     assert [
         "add_symlink",
         "/usr/lib/systemd/system/initrd-root-device.target.wants/iscsi-hookgen-login.service",
