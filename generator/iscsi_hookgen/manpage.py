@@ -8,6 +8,7 @@ import sys
 
 from iscsi_hookgen import __version__
 from iscsi_hookgen.clispec import Argument, Command, program
+from iscsi_hookgen.render import CHAP_FILE, INSTALL_HOOK, RUNTIME_HOOK
 
 # What the parser cannot say: prose for the sections after the options.
 EXIT_STATUS = (
@@ -21,30 +22,22 @@ EXIT_STATUS = (
     ),
 )
 FILES = (
-    (
-        "/etc/initcpio/install/iscsi",
-        "Build hook written by iscsi-hookgen; mkinitcpio prefers it to the packaged one.",
-    ),
-    (
-        "/etc/initcpio/hooks/iscsi",
-        "Runtime hook written by iscsi-hookgen, run by the image's init before the root "
-        "disk is looked for.",
-    ),
-    (
-        "/etc/initcpio/iscsi-chap",
-        "CHAP credentials (mode 0600), copied into the image (which mkinitcpio writes "
-        "0600); never on the kernel command line.",
-    ),
-    (
-        "/usr/lib/initcpio/install/iscsi, /usr/lib/initcpio/hooks/iscsi",
-        "The packaged hooks: every value comes from the kernel command line.",
-    ),
-    (
-        "/etc/mkinitcpio.conf, /etc/mkinitcpio.conf.d/*.conf",
-        "The HOOKS array that must list iscsi (after net in static-portal mode, before block).",
-    ),
-    ("/etc/iscsi/initiatorname.iscsi", "The initiator name used when --initiator is not given."),
-)
+    (f"/etc/initcpio/{INSTALL_HOOK}",
+     "Build hook written by iscsi-hookgen; mkinitcpio prefers it to the packaged one."),
+    (f"/etc/initcpio/{RUNTIME_HOOK}",
+     "Runtime hook written by iscsi-hookgen, run by the image's init before the root "
+     "disk is looked for."),
+    (f"/etc/initcpio/{CHAP_FILE}",
+     "CHAP credentials (mode 0600), copied into the image (which mkinitcpio writes "
+     "0600); never on the kernel command line."),
+    (f"/usr/lib/initcpio/{INSTALL_HOOK}, /usr/lib/initcpio/{RUNTIME_HOOK}",
+     "The packaged hooks: every value comes from the kernel command line."),
+    ("/etc/mkinitcpio.conf, /etc/mkinitcpio.conf.d/*.conf",
+     "The HOOKS array that must list iscsi (after net in static-portal mode, before "
+     "block)."),
+    ("/etc/iscsi/initiatorname.iscsi",
+     "The initiator name used when --initiator is not given."),
+)  # fmt: skip
 SEE_ALSO = ("mkinitcpio(8)", "mkinitcpio.conf(5)", "iscsistart(8)", "iscsiadm(8)", "iscsid(8)")
 
 
