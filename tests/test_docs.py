@@ -7,6 +7,9 @@ real bash and zsh.
 """
 
 import argparse
+import contextlib
+import importlib
+import io
 import os
 import pty
 import re
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from iscsi_hookgen import clispec, completion, manpage
+from iscsi_hookgen import cli, clispec, completion, manpage
 from iscsi_hookgen.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,14 +88,37 @@ def test_man_page_renders_cleanly_and_documents_every_option(tmp_path: Path) -> 
             assert f"{option.option_strings[-1]} {option.metavar}" in shown
 
 
+def test_every_subcommand_module_is_documented_and_dispatched(tmp_path: Path) -> None:
+    """A module NAME_cli is the subcommand `iscsi-hookgen NAME`: the man page shows its
+    options (read from its own --help), and the program hands NAME to it."""
+    package = REPO / "generator/iscsi_hookgen"
+    names = sorted(p.stem.removesuffix("_cli") for p in package.glob("*_cli.py"))
+    program = clispec.program()
+    assert [c.words[-1] for c in program.subcommands] == names
+    shown = render_man(tmp_path, manpage.render(program))
+    for command in program.subcommands:
+        name = command.words[-1]
+        stdout = io.StringIO()
+        with pytest.raises(SystemExit) as exited, contextlib.redirect_stdout(stdout):
+            cli.main([name, "--help"])
+        assert exited.value.code == 0
+        assert stdout.getvalue().startswith(f"usage: {PROG} {name} ")
+        module = importlib.import_module(f"iscsi_hookgen.{name}_cli")
+        assert help_flags(module.build_parser()) <= set(re.findall(r"--?[\w-]+", shown))
+        assert f"{PROG} {name}" in shown
+
+
 def test_man_page_has_the_sections_a_reader_looks_for(tmp_path: Path) -> None:
-    shown = render_man(tmp_path, manpage.render(clispec.program()))
+    program = clispec.program()
+    shown = render_man(tmp_path, manpage.render(program))
     headings = re.findall(r"^([A-Z][A-Z ]+)$", shown, re.MULTILINE)
+    commands = ["COMMANDS"] if program.subcommands else []
     assert headings == [
         "NAME",
         "SYNOPSIS",
         "DESCRIPTION",
         "OPTIONS",
+        *commands,
         "EXIT STATUS",
         "FILES",
         "SEE ALSO",
@@ -309,3 +335,20 @@ def test_zsh_completes_options_and_their_values(zsh: Zsh) -> None:
     assert "keyfile" in zsh.complete(f"{PROG} --chap-secret-file k", "keyfile")
     # One mode excludes the others: after --ibft, --portal is not offered.
     assert "--portal" not in zsh.complete(f"{PROG} --ibft --p", "--param")
+
+
+def test_zsh_completes_subcommands_and_their_positionals(tmp_path: Path, files: Path) -> None:
+    fpath = tmp_path / "functions"
+    fpath.mkdir()
+    (fpath / "_tool").write_text(completion.zsh(clispec.describe(sample_parser())))
+    shell = Zsh(fpath, files)
+    try:
+        assert "tool hooks " in shell.complete("tool ho", "tool hooks ")
+        listing = shell.complete("tool hooks ", "remove")
+        assert {"show", "add", "remove"} <= set(listing.split()), listing
+        assert "tool hooks add --config keyfile" in shell.complete(
+            "tool hooks add --config k", "keyfile"
+        )
+        assert "tool edit keyfile" in shell.complete("tool edit k", "keyfile")
+    finally:
+        shell.close()

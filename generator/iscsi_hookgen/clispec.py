@@ -8,6 +8,8 @@ formatter reads, and tests compare the result with --help.
 """
 
 import argparse
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +170,18 @@ def _subcommands(
 
 
 def program() -> Command:
-    """The whole iscsi-hookgen command line, as the program parses it."""
+    """The whole iscsi-hookgen command line, as the program parses it.
+
+    A subcommand NAME lives in a module NAME_cli with a build_parser(), and cli.main hands
+    `iscsi-hookgen NAME ...` to it; such modules are found here, so a new one is documented
+    and completed without a list to keep up to date.
+    """
+    import iscsi_hookgen
     from iscsi_hookgen import cli
 
-    return describe(cli.build_parser())
+    subparsers = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(iscsi_hookgen.__path__)):
+        if module.endswith("_cli"):
+            parser = importlib.import_module(f"iscsi_hookgen.{module}").build_parser()
+            subparsers[module.removesuffix("_cli")] = parser
+    return describe(cli.build_parser(), subparsers=subparsers)

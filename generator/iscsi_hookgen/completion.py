@@ -154,20 +154,21 @@ def _zsh_escape(text: str) -> str:
     return text
 
 
+def _zsh_action(argument: Argument) -> str:
+    """What zsh offers for the argument's value."""
+    if argument.choices:
+        return "(" + " ".join(_zsh_escape(c) for c in argument.choices) + ")"
+    if argument.path:
+        return "_files -/" if argument.directory else "_files"
+    return " "  # a value is needed but nothing can be offered
+
+
 def _zsh_spec(argument: Argument, command: Command) -> list[str]:
     """The _arguments specs for one option (one per flag, so each can exclude the rest)."""
     if argument.metavar is None:
         value = ""
     else:
-        if argument.choices:
-            action = "(" + " ".join(_zsh_escape(c) for c in argument.choices) + ")"
-        elif argument.directory:
-            action = "_files -/"
-        elif argument.path:
-            action = "_files"
-        else:
-            action = " "  # zsh: a value is needed but nothing can be offered
-        value = f":{_zsh_escape(argument.metavar)}:{action}"
+        value = f":{_zsh_escape(argument.metavar)}:{_zsh_action(argument)}"
     help_text = f"[{_zsh_escape(argument.help)}]"
     exclusions = set(argument.flags)
     for group in command.exclusive:
@@ -196,8 +197,9 @@ def zsh(top: Command) -> str:
     for command in reversed(top.walk()):
         specs = [_sq(s) for a in command.options for s in _zsh_spec(a, command)]
         for positional in command.positionals:
-            action = "_files" if positional.path else " "
-            specs.append(_sq(f":{_zsh_escape(positional.metavar or '')}:{action}"))
+            repeat = "*" if positional.repeatable else ""
+            message = _zsh_escape(positional.metavar or "")
+            specs.append(_sq(f"{repeat}:{message}:{_zsh_action(positional)}"))
         body = [f"{_function_name(command.words)}() {{"]
         if command.subcommands:
             entries = " ".join(

@@ -83,10 +83,18 @@ def _synopsis(command: Command) -> list[str]:
         lines.append("[" + " | ".join(_usage(by_flag[f]) for f in group) + "]")
     if any(a.flags[0] not in in_group for a in command.options):
         lines.append(f"[{_italic('OPTION')}]...")
+    # Subcommands get synopsis lines of their own.
     lines += [_positional(a) for a in command.positionals]
-    if command.subcommands:
-        lines.append(f"{_italic('COMMAND')} [{_italic('ARG')}]...")
     return lines
+
+
+def _item(argument: Argument) -> list[str]:
+    """A tagged paragraph: the option or positional, then what it does."""
+    tag = _usage(argument) if argument.flags else _positional(argument)
+    text = argument.help
+    if argument.choices and argument.flags:
+        text += f" One of: {', '.join(argument.choices)}."
+    return [".TP", tag, escape(text)]
 
 
 def _arguments(command: Command, heading: str) -> list[str]:
@@ -94,10 +102,7 @@ def _arguments(command: Command, heading: str) -> list[str]:
     for group in command.groups:
         lines.append(f'{heading} "{escape(group.title.capitalize())}"')
         for argument in group.arguments:
-            text = argument.help
-            if argument.choices:
-                text += f" One of: {', '.join(argument.choices)}."
-            lines += [".TP", _usage(argument), escape(text)]
+            lines += _item(argument)
     return lines
 
 
@@ -126,9 +131,9 @@ def render(top: Command) -> str:
         lines.append(".SH COMMANDS")
         for command in top.walk()[1:]:
             lines += [f'.SS "{escape(" ".join(command.words))}"']
-            lines += [escape(t) for t in (command.summary, command.description) if t]
+            lines.append(escape(command.description or command.summary))
             for argument in command.arguments:
-                lines += [".TP", _usage(argument), escape(argument.help)]
+                lines += _item(argument)
     lines.append(".SH EXIT STATUS")
     for code, meaning in EXIT_STATUS:
         lines += [".TP", _bold(code), escape(meaning)]
