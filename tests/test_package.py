@@ -222,7 +222,7 @@ def test_srcinfo_is_in_sync(build: Build) -> None:
     )
 
 
-def test_check_ran_the_suite_against_the_wheel(build: Build) -> None:
+def test_check_ran_the_fast_suite_and_it_passed(build: Build) -> None:
     assert "Starting check()..." in build.log
     summary = re.findall(r"=+ (\d+) passed(.*) in [\d.]+s", build.log)
     assert summary, build.log[-3000:]
