@@ -26,6 +26,7 @@ def atomic_write(
     *,
     mode: int = 0o644,
     expected: bytes | None = None,
+    like: os.stat_result | None = None,
 ) -> None:
     """Write `data` to `path` atomically.
 
@@ -33,6 +34,8 @@ def atomic_write(
     With `expected`, the write is refused with ChangedOnDiskError when the file
     no longer holds exactly those bytes. On any failure the original is intact
     and no temporary file is left behind.
+    With `like`, the file gets that mode and owner instead, new or not: a backup
+    must be exactly as private as the file it copies.
     """
     target = resolve_target(path)
     try:
@@ -50,7 +53,10 @@ def atomic_write(
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        if old is not None:
+        if like is not None:
+            os.fchown(fd, like.st_uid, like.st_gid)
+            os.fchmod(fd, like.st_mode & 0o7777)
+        elif old is not None:
             os.fchown(fd, old.st_uid, old.st_gid)
             os.fchmod(fd, old.st_mode & 0o7777)
         else:
