@@ -38,6 +38,10 @@ class ConfEditError(InputError):
     """The editor refuses: the message says why and that nothing was written."""
 
 
+class EvaluationError(ConfEditError):
+    """Bash cannot source the configuration (it would stop mkinitcpio too)."""
+
+
 class ImageKind(enum.Enum):
     BUSYBOX = "busybox"
     SYSTEMD = "systemd"
@@ -241,13 +245,47 @@ def evaluate(files: Sequence[bytes]) -> Evaluation:
             ) from None
     parts = proc.stdout.split(b"\0")
     if proc.returncode != 0 or len(parts) < 4 or parts[0] != b"state" or parts[-2] != b"end":
-        detail = _last_line(proc.stderr) or f"exit status {proc.returncode}"
-        raise ConfEditError(
-            f"bash cannot source the configuration ({detail}), so mkinitcpio cannot either; "
-            "fix it first, nothing was written"
+        if proc.returncode == 97:
+            detail = _last_line(proc.stderr) or f"exit status {proc.returncode}"
+            raise EvaluationError(
+                f"bash cannot source the configuration ({detail}), so mkinitcpio cannot either"
+            )
+        raise EvaluationError(
+            f"sourcing the configuration ends the shell (exit {proc.returncode}), so "
+            "mkinitcpio would stop there too"
         )
     text = [p.decode("latin-1") for p in parts]
     return Evaluation(hooks=tuple(text[3:-2]), attributes=text[2], state=_stable_state(text[1]))
+
+
+def _map_bash_lines(message: str, config: ConfigSet) -> str:
+    """bash numbers the lines of the concatenation; name the file and its own line."""
+    starts = []
+    line = 1
+    for f in config.files:
+        starts.append(line)
+        line += f.data.count(b"\n")
+
+    def one(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        # a joined line starts in the earlier file
+        k = next(
+            (i for i, f in enumerate(config.files) if n <= starts[i] + f.data.count(b"\n")),
+            len(starts) - 1,
+        )
+        return f"{config.files[k].path} line {n - starts[k] + 1}:"
+
+    return re.sub(r"\bline (\d+):", one, message)
+
+
+def _newline_hint(config: ConfigSet) -> str:
+    for f, nxt in zip(config.files, config.files[1:], strict=False):
+        if f.data and not f.data.endswith(b"\n"):
+            return (
+                f" ({f.path} has no final newline, so mkinitcpio joins its last line "
+                f"with the first line of {nxt.path})"
+            )
+    return ""
 
 
 def _last_line(data: bytes) -> str:
@@ -286,6 +324,7 @@ class HooksStatement:
     end: int
     append: bool  # HOOKS+=
     is_array: bool
+    value_start: int  # just after = or +=
     open_end: int  # just after "(" or the opening quote
     close: int  # at ")" or the closing quote
     items: tuple[HookItem, ...]
@@ -335,7 +374,13 @@ class Analysis:
 
 def analyse(config: ConfigSet) -> Analysis:
     """Evaluate with bash and model the HOOKS statements; say if it cannot be edited."""
-    evaluation = evaluate([f.data for f in config.files])
+    try:
+        evaluation = evaluate([f.data for f in config.files])
+    except EvaluationError as e:
+        raise EvaluationError(
+            f"{_map_bash_lines(str(e), config)}{_newline_hint(config)}; fix it first, "
+            "nothing was written"
+        ) from None
     offsets: list[int] = []
     pos = 0
     for f in config.files:
@@ -557,35 +602,40 @@ def _commands(tokens: list[Token]) -> list[_Command]:
                 i += 1
                 continue
         m = _ASSIGNMENT.match(t.text)
-        if m is not None and not cmd.other:
-            a = _Assign(m.group(1), m.group(2) == "+", t.start, t.end)
-            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-            if (
-                m.end() == len(t.text)
-                and nxt is not None
-                and nxt.text == "("
-                and nxt.kind is TokenKind.OPERATOR
-                and nxt.start == t.end
-            ):
-                a.open_end = nxt.end
-                i += 2
-                while i < len(tokens) and not (
-                    tokens[i].kind is TokenKind.OPERATOR and tokens[i].text == ")"
-                ):
-                    if tokens[i].kind is TokenKind.OPERATOR:
-                        raise LexError(tokens[i].start, "unexpected operator in an array")
-                    if tokens[i].kind is TokenKind.WORD:
-                        a.items.append(tokens[i])
-                    i += 1
-                if i >= len(tokens):
-                    raise LexError(t.start, "array without its closing ')'")
-                a.close = tokens[i].start
-                a.end = tokens[i].end
-            else:
-                a.word = t
-            cmd.assignments.append(a)
-        else:
+        if m is None:
             cmd.other.append(t)
+            i += 1
+            continue
+        a = _Assign(m.group(1), m.group(2) == "+", t.start, t.end)
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if (
+            m.end() == len(t.text)
+            and nxt is not None
+            and nxt.kind is TokenKind.OPERATOR
+            and nxt.text == "("
+            and nxt.start == t.end
+        ):
+            a.open_end = nxt.end
+            i += 2
+            while i < len(tokens) and not (
+                tokens[i].kind is TokenKind.OPERATOR and tokens[i].text == ")"
+            ):
+                if tokens[i].kind is TokenKind.OPERATOR:
+                    raise LexError(tokens[i].start, "unexpected operator in an array")
+                if tokens[i].kind is TokenKind.WORD:
+                    a.items.append(tokens[i])
+                i += 1
+            if i >= len(tokens):
+                raise LexError(t.start, "array without its closing ')'")
+            a.close = tokens[i].start
+            a.end = tokens[i].end
+        else:
+            a.word = t
+        if cmd.other:
+            # an argument of a command such as declare or export, not an assignment
+            cmd.other += [t, *a.items]
+        else:
+            cmd.assignments.append(a)
         i += 1
     finish("eof")
     if stack:
@@ -644,6 +694,7 @@ def _statement(a: _Assign, cmd: _Command, index: int, text: str, probe: Analysis
         end=a.end,
         append=a.append,
         is_array=is_array,
+        value_start=a.start + len(a.name) + (2 if a.append else 1),
         open_end=open_end,
         close=close,
         items=tuple(items),
@@ -770,6 +821,7 @@ class _Edit:
     start: int
     end: int
     text: str
+    order: int = 1  # among edits at one offset: an opening quote first, a closing one last
 
 
 @dataclass(frozen=True)
@@ -827,7 +879,7 @@ def _plan(analysis: Analysis, entries: list[_Entry], notes: list[str]) -> Plan:
     old = analysis.config.files[f].data.decode("latin-1")
     out: list[str] = []
     pos = 0
-    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+    for e in sorted(edits, key=lambda e: (e.start, e.order, e.end)):
         out.append(old[pos : e.start - base])
         out.append(e.text)
         pos = max(pos, e.end - base)
@@ -837,8 +889,16 @@ def _plan(analysis: Analysis, entries: list[_Entry], notes: list[str]) -> Plan:
 
 def _edits(analysis: Analysis, entries: list[_Entry]) -> list[_Edit]:
     kept = {id(e.item) for e in entries if e.item is not None}
-    removed = [i for i in analysis.items if id(i) not in kept]
-    edits = _merge([_removal(analysis, i) for i in removed])
+    edits: list[_Edit] = []
+    for s in analysis.statements:
+        run: list[HookItem] = []
+        for item in (*s.items, None):
+            if item is not None and id(item) not in kept and item in analysis.items:
+                run.append(item)
+                continue
+            if run:
+                edits.append(_removal(analysis, s, run[0], run[-1]))
+                run = []
     index = 0
     while index < len(entries):
         if entries[index].item is not None:
@@ -853,17 +913,17 @@ def _edits(analysis: Analysis, entries: list[_Entry]) -> list[_Edit]:
             edits.append(_insert_before(analysis, anchor, group))
         else:
             edits.append(_append(analysis, group, kept))
+    for s in {analysis.statements[i.statement] for i in analysis.items} | {
+        analysis.statements[analysis.chain[-1]]
+    }:
+        if not s.is_array and s.open_end == s.value_start and _touches(edits, s):
+            # a bare legacy word (HOOKS=base) needs quotes once it holds a space
+            edits += [_Edit(s.open_end, s.open_end, '"', 0), _Edit(s.close, s.close, '"', 2)]
     return edits
 
 
-def _merge(edits: list[_Edit]) -> list[_Edit]:
-    merged: list[_Edit] = []
-    for e in sorted(edits, key=lambda e: e.start):
-        if merged and e.start <= merged[-1].end:
-            last = merged.pop()
-            e = _Edit(last.start, max(last.end, e.end), "")
-        merged.append(e)
-    return merged
+def _touches(edits: list[_Edit], s: HooksStatement) -> bool:
+    return any(s.open_end <= e.start and e.end <= s.close and e.text for e in edits)
 
 
 def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -897,27 +957,28 @@ def _word(name: str, like: HookItem | None) -> str:
     return f"{q}{name}{q}"
 
 
-def _removal(analysis: Analysis, item: HookItem) -> _Edit:
+def _removal(analysis: Analysis, s: HooksStatement, first: HookItem, last: HookItem) -> _Edit:
+    """Remove a run of adjacent items with the blanks that separated them from the rest."""
     text = analysis.text
-    s = analysis.statements[item.statement]
-    line_start, line_end = _line_bounds(text, item.start, item.end)
+    line_start, _ = _line_bounds(text, first.start, first.end)
+    _, line_end = _line_bounds(text, last.start, last.end)
     if (
-        text[line_start : item.start].strip(" \t") == ""
-        and text[item.end : line_end].strip(" \t") == ""
+        text[line_start : first.start].strip(" \t") == ""
+        and text[last.end : line_end].strip(" \t") == ""
         and line_end < s.close
     ):
-        return _Edit(line_start, line_end + 1, "")  # the item's own line
-    j = item.end
+        return _Edit(line_start, line_end + 1, "")  # the items' own lines
+    j = last.end
     while j < s.close and text[j] in " \t":
         j += 1
-    if j > item.end and j < s.close and text[j] not in "\n#":
-        return _Edit(item.start, j, "")  # the item and the blanks before the next one
-    k = item.start
+    if j > last.end and j < s.close and text[j] not in "\n#":
+        return _Edit(first.start, j, "")  # the items and the blanks before the next one
+    k = first.start
     while k > max(line_start, s.open_end) and text[k - 1] in " \t":
         k -= 1
-    if k < item.start and k > max(line_start, s.open_end):
-        return _Edit(k, item.end, "")  # the blanks after the previous item, and the item
-    return _Edit(item.start, j, "")
+    if k < first.start and k > max(line_start, s.open_end):
+        return _Edit(k, last.end, "")  # the blanks after the previous item, and the items
+    return _Edit(first.start, j, "")
 
 
 def _insert_before(analysis: Analysis, anchor: HookItem, names: list[str]) -> _Edit:
