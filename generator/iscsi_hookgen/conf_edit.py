@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from iscsi_hookgen.atomic import ChangedOnDiskError, atomic_write, resolve_target
@@ -771,7 +771,8 @@ def _rule(rules: tuple[OrderRule, ...], name: str) -> OrderRule:
             return r
     known = ", ".join(r.hook for r in rules)
     raise ConfEditError(
-        f"no ordering rule for hook {name!r}: the editor places only these hooks: {known}"
+        f"no ordering rule for hook {name!r}: the editor places only these hooks: {known}; "
+        "nothing was written"
     )
 
 
@@ -1148,6 +1149,33 @@ def _failure(path: Path, old: bytes, new: bytes, e: OSError) -> str:
 # --- the entry points ---------------------------------------------------------
 
 
+def advisories(analysis: Analysis, *, root: Path) -> tuple[str, ...]:
+    """Facts about the configuration that are easy to miss and change what mkinitcpio reads."""
+    notes = []
+    config = analysis.config
+    for f, nxt in zip(config.files, config.files[1:], strict=False):
+        if f.data and not f.data.endswith(b"\n"):
+            notes.append(
+                f"note: {f.path} has no final newline, so mkinitcpio reads its last line "
+                f"joined with the first line of {nxt.path}"
+            )
+    if not config.explicit:
+        presets = root / "etc" / "mkinitcpio.d"
+        for preset in sorted(presets.glob("*.preset")) if presets.is_dir() else []:
+            try:
+                lines = preset.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                m = re.match(r"\s*([A-Za-z0-9_]+)_config=(\S*)", line)
+                if m and m.group(2) not in ("", '""', "''"):
+                    notes.append(
+                        f"note: {preset} sets {m.group(1)}_config={m.group(2)}: for that "
+                        "image mkinitcpio reads only that file and ignores the drop-ins"
+                    )
+    return tuple(notes)
+
+
 def load(*, root: Path, config: Path | None) -> Analysis:
     return analyse(read_config(root=root, config=config))
 
@@ -1155,13 +1183,20 @@ def load(*, root: Path, config: Path | None) -> Analysis:
 def add_hooks(
     *, root: Path, config: Path | None, names: Sequence[str], dry_run: bool
 ) -> EditResult:
-    return apply(plan_add(load(root=root, config=config), names), dry_run=dry_run)
+    analysis = load(root=root, config=config)
+    return _with_notes(apply(plan_add(analysis, names), dry_run=dry_run), analysis, root)
 
 
 def remove_hooks(
     *, root: Path, config: Path | None, names: Sequence[str], dry_run: bool
 ) -> EditResult:
-    return apply(plan_remove(load(root=root, config=config), names), dry_run=dry_run)
+    analysis = load(root=root, config=config)
+    return _with_notes(apply(plan_remove(analysis, names), dry_run=dry_run), analysis, root)
+
+
+def _with_notes(result: EditResult, analysis: Analysis, root: Path) -> EditResult:
+    notes = advisories(analysis, root=root)
+    return replace(result, messages=result.messages + notes) if notes else result
 
 
 def iscsi_hook_names(*, with_net: bool) -> tuple[str, ...]:
