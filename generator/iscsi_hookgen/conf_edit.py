@@ -191,7 +191,7 @@ def _dropins(dropdir: Path) -> list[Path]:
 # HOOKS split like mkinitcpio's arrayize_config; the config's own output goes to
 # stderr so that stdout carries only our NUL-separated report.
 _EVAL_SCRIPT = r"""shopt -s extglob
-. ./config >&2 || exit 97
+. ./config >&2 || { builtin printf 'failed\0%d\0' "$?"; exit 97; }
 builtin printf 'state\0'
 builtin declare -p
 builtin declare -f
@@ -246,7 +246,8 @@ def evaluate(files: Sequence[bytes]) -> Evaluation:
     parts = proc.stdout.split(b"\0")
     if proc.returncode != 0 or len(parts) < 4 or parts[0] != b"state" or parts[-2] != b"end":
         if proc.returncode == 97:
-            detail = _last_line(proc.stderr) or f"exit status {proc.returncode}"
+            status = parts[1].decode() if parts[0] == b"failed" and len(parts) > 1 else "?"
+            detail = _last_line(proc.stderr) or f"its last command failed with status {status}"
             raise EvaluationError(
                 f"bash cannot source the configuration ({detail}), so mkinitcpio cannot either"
             )
@@ -414,6 +415,8 @@ def analyse(config: ConfigSet) -> Analysis:
         )
     if problem is None:
         problem = next(filter(None, (_name_problem(n) for n in evaluation.hooks)), None)
+    if problem is not None:
+        problem += _newline_hint(config)
     return Analysis(
         config,
         text,
