@@ -455,7 +455,8 @@ def _model(
             if state == "array":
                 return (
                     f"the string assignment at {where} comes after HOOKS became an array: "
-                    "bash replaces only its first element"
+                    "bash replaces only its first element, so mkinitcpio would look for one "
+                    "hook named after the whole string; write it as HOOKS=(...)"
                 )
             if s.append:
                 return f"appending to a legacy HOOKS string (at {where}) is not supported"
