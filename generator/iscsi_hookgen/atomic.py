@@ -58,9 +58,10 @@ def atomic_write(
         if like is not None:
             os.fchown(fd, like.st_uid, like.st_gid)
             os.fchmod(fd, like.st_mode & 0o7777)
-        elif old is not None:
-            os.fchown(fd, old.st_uid, old.st_gid)
-        os.fchmod(fd, old.st_mode & 0o7777 if old is not None and keep_mode else mode)
+        else:
+            if old is not None:
+                os.fchown(fd, old.st_uid, old.st_gid)
+            os.fchmod(fd, old.st_mode & 0o7777 if old is not None and keep_mode else mode)
         os.fsync(fd)
         os.close(fd)
         fd = -1
