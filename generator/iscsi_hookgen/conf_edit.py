@@ -1219,12 +1219,12 @@ def ensure_iscsi_hooks(
 def describe_manual_change(*, root: Path, config: Path | None, with_net: bool) -> str:
     """For --no-edit: the change the user should make, as text to print."""
     names = iscsi_hook_names(with_net=with_net)
-    analysis = load(root=root, config=config)
-    rules = rules_for(analysis)
     try:
+        analysis = load(root=root, config=config)
         plan = plan_add(analysis, names)
     except ConfEditError as e:
         wanted = " and ".join(repr(n) for n in names)
+        rules = ORDERING[ImageKind.BUSYBOX]
         return (
             f"Not editing ({e}). Put {wanted} into HOOKS by hand: "
             + "; ".join(_explain(r) for r in rules if r.hook in names)

@@ -1,10 +1,11 @@
 """`iscsi-hookgen hooks show|add|remove|check`: look at or change mkinitcpio's HOOKS."""
 
 import argparse
+import enum
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from iscsi_hookgen import conf_edit
 from iscsi_hookgen.config import InputError
@@ -133,3 +134,52 @@ def _check(root: Path, config: Path | None, names: list[str]) -> int:
         return 1
     print(f"HOOKS is right: {' '.join(analysis.hooks)}")
     return 0
+
+
+# --- the main command's HOOKS step ----------------------------------------------
+
+
+class HooksStep(enum.Enum):
+    EDIT = "edit"  # change HOOKS in ROOT's configuration
+    SHOW = "show"  # --no-edit: print the change to make
+    OUTPUT = "output"  # --output: the hooks go elsewhere, ROOT is not being set up
+    NO_CONFIG = "no-config"  # mkinitcpio is not installed under ROOT: nothing to edit
+
+
+def plan_main_flow(*, root: Path, with_net: bool, no_edit: bool, output: bool) -> HooksStep:
+    """Decide, and validate before anything is written: a refusal raises InputError."""
+    if output:
+        return HooksStep.OUTPUT
+    if not conf_edit.main_config_path(root).exists():
+        return HooksStep.NO_CONFIG
+    if no_edit:
+        return HooksStep.SHOW
+    try:
+        conf_edit.ensure_iscsi_hooks(root=root, config=None, with_net=with_net, dry_run=True)
+    except InputError as e:
+        raise InputError(f"{e} (--no-edit skips this step)") from None
+    return HooksStep.EDIT
+
+
+def run_main_flow(
+    step: HooksStep, *, root: Path, with_net: bool, dry_run: bool, out: TextIO, err: TextIO
+) -> None:
+    if step is HooksStep.OUTPUT:
+        return
+    if step is HooksStep.NO_CONFIG:
+        print(
+            f"iscsi-hookgen: note: {conf_edit.main_config_path(root)} does not exist: "
+            "HOOKS not edited",
+            file=err,
+        )
+        return
+    if step is HooksStep.SHOW:
+        out.write(conf_edit.describe_manual_change(root=root, config=None, with_net=with_net))
+        return
+    result = conf_edit.ensure_iscsi_hooks(
+        root=root, config=None, with_net=with_net, dry_run=dry_run
+    )
+    for message in result.messages:
+        print(message, file=out)
+    if result.diff and not result.written:
+        out.write(result.diff)
