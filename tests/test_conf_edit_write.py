@@ -220,3 +220,16 @@ def test_change_during_the_atomic_write_is_refused(
         ensure(root)
     assert conf.read_bytes() == theirs
     assert leftovers(root / "etc") == []
+
+
+def test_symlinked_dropin_directory_is_ignored_like_mkinitcpio_does(tmp_path: Path) -> None:
+    root = setup_root(tmp_path)
+    real = root / "srv/dropins"
+    real.mkdir(parents=True)
+    (real / "10-hooks.conf").write_text("HOOKS=(base udev lvm2)\n")
+    (root / "etc/mkinitcpio.conf.d").symlink_to(real)
+    assert mkinitcpio_reads(root / "etc/mkinitcpio.conf").hooks[-1] == "fsck"
+    result = ensure(root)
+    assert result.path == root / "etc/mkinitcpio.conf"
+    assert any("is a symlink, so mkinitcpio reads none" in m for m in result.messages)
+    assert (real / "10-hooks.conf").read_text() == "HOOKS=(base udev lvm2)\n"

@@ -163,7 +163,9 @@ def _read(path: Path) -> bytes:
 
 
 def _dropins(dropdir: Path) -> list[Path]:
-    if not dropdir.is_dir():
+    # mkinitcpio's find starts at the directory without following it: a
+    # symlinked mkinitcpio.conf.d yields no drop-ins at all.
+    if not dropdir.is_dir() or dropdir.is_symlink():
         return []
     # mkinitcpio: find -maxdepth 1 -xtype f -name '*.conf', names sorted with
     # `sort -zVu` in C.UTF-8, each read only if readable.
@@ -320,7 +322,6 @@ class HookItem:
 class HooksStatement:
     index: int
     file: int  # index into ConfigSet.files
-    line: int
     start: int
     end: int
     append: bool  # HOOKS+=
@@ -693,7 +694,6 @@ def _statement(a: _Assign, cmd: _Command, index: int, text: str, probe: Analysis
     return HooksStatement(
         index=index,
         file=probe.file_of(a.start),
-        line=text.count("\n", probe.offsets[probe.file_of(a.start)], a.start) + 1,
         start=a.start,
         end=a.end,
         append=a.append,
@@ -1163,6 +1163,11 @@ def advisories(analysis: Analysis, *, root: Path) -> tuple[str, ...]:
                 f"note: {f.path} has no final newline, so mkinitcpio reads its last line "
                 f"joined with the first line of {nxt.path}"
             )
+    dropdir = Path(f"{config.main.path}.d")
+    if not config.explicit and dropdir.is_symlink() and dropdir.is_dir():
+        notes.append(
+            f"note: {dropdir} is a symlink, so mkinitcpio reads none of the drop-ins in it"
+        )
     if not config.explicit:
         presets = root / "etc" / "mkinitcpio.d"
         for preset in sorted(presets.glob("*.preset")) if presets.is_dir() else []:
@@ -1210,10 +1215,16 @@ def iscsi_hook_names(*, with_net: bool) -> tuple[str, ...]:
 def ensure_iscsi_hooks(
     *, root: Path, config: Path | None, with_net: bool, dry_run: bool
 ) -> EditResult:
-    """The main flow's edit: iscsi (and net for a static portal) where they belong."""
-    return add_hooks(
-        root=root, config=config, names=iscsi_hook_names(with_net=with_net), dry_run=dry_run
-    )
+    """The main flow's edit: iscsi (and net for a static portal) where they belong.
+
+    net is added only where the image kind has a rule for it: a busybox hook that
+    a systemd-based image would not run is never added there.
+    """
+    analysis = load(root=root, config=config)
+    _require_editable(analysis)
+    rules = {r.hook for r in rules_for(analysis)}
+    names = [n for n in iscsi_hook_names(with_net=with_net) if n in rules]
+    return _with_notes(apply(plan_add(analysis, names), dry_run=dry_run), analysis, root)
 
 
 def describe_manual_change(*, root: Path, config: Path | None, with_net: bool) -> str:
