@@ -213,3 +213,34 @@ def test_remove_after_add_restores_the_hooks(files: dict[str, File]) -> None:
         after = mkinitcpio_reads(paths["main"])
         assert after.hooks == [h for h in before.hooks if h not in ("iscsi", "net")]
         assert after.others == before.others
+
+
+SHELL_BITS = [
+    "HOOKS=(", "HOOKS+=(", "HOOKS=", '"', "'", ")", "(", " ", "\t", "\n", "#", "base", "udev",
+    "block", "iscsi", "net", "$(", "`", "${", "}", "{", ";", "&&", "|", "\\", "<<EOF\n",
+    "EOF\n", "if ", "then ", "fi", "case x in ", "esac", "=", "[", "]", "*", "$x", "@X@", "...",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(SHELL_BITS), max_size=25))
+def test_any_shell_text_is_edited_right_or_refused(parts: list[str]) -> None:
+    """Fragments of shell syntax in any order: never a crash, a wrong edit or a stray write."""
+    text = "".join(parts)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = _write(root, {"main": File(text)})
+        before = mkinitcpio_reads(paths["main"])
+        try:
+            result = conf_edit.ensure_iscsi_hooks(
+                root=root, config=None, with_net=True, dry_run=False
+            )
+        except ConfEditError:
+            event("refused")
+            assert paths["main"].read_text() == text
+            return
+        event("edited" if result.changed else "already right")
+        after = mkinitcpio_reads(paths["main"])
+        assert after.ok and after.hooks == list(result.after)
+        assert after.others == before.others
+        assert_iscsi_placed(before.hooks, after.hooks, with_net=True)
