@@ -315,8 +315,16 @@ def test_systemd_refusal_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfEditError) as e:
         ensure(root)
     message = str(e.value)
-    assert "systemd-based" in message and "never run" in message
-    assert "replace 'systemd' with 'udev'" in message and "nothing was written" in message
+    assert "systemd-based" in message and "no busybox runtime hook runs" in message
+    assert "by hand after 'systemd' and before 'block'" in message
+    assert "'udev' for 'systemd'" in message and "nothing was written" in message
+
+
+def test_no_edit_on_a_systemd_image_says_what_to_do_by_hand(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "HOOKS=(base systemd autodetect block filesystems)\n")
+    text = conf_edit.describe_manual_change(root=root, config=None, with_net=True)
+    assert text.startswith("Not editing: ") and "after 'systemd'" in text
+    assert "'net'" not in text
 
 
 def test_a_change_spanning_two_files_is_refused(tmp_path: Path) -> None:

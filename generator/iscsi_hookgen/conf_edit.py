@@ -42,6 +42,10 @@ class EvaluationError(ConfEditError):
     """Bash cannot source the configuration (it would stop mkinitcpio too)."""
 
 
+class SystemdImageError(ConfEditError):
+    """The image is systemd-based, which the ordering table does not cover yet."""
+
+
 class ImageKind(enum.Enum):
     BUSYBOX = "busybox"
     SYSTEMD = "systemd"
@@ -759,12 +763,14 @@ def rules_for(analysis: Analysis) -> tuple[OrderRule, ...]:
     rules = ORDERING.get(analysis.kind)
     if rules is None:
         files = ", ".join(str(p) for p in analysis.deciding_files()) or "the configuration"
-        raise ConfEditError(
-            f"HOOKS in {files} contains 'systemd', so the initramfs is systemd-based and "
-            "busybox runtime hooks such as iscsi's never run there; iscsi-hookgen does not "
-            "support systemd-based images yet: replace 'systemd' with 'udev' (and "
-            "'sd-vconsole' with 'keymap consolefont', 'sd-encrypt' with 'encrypt') to use "
-            "the busybox-based image, then run again; nothing was written"
+        raise SystemdImageError(
+            f"HOOKS in {files} contains 'systemd': the initramfs is systemd-based, where no "
+            "busybox runtime hook runs (the iscsi hook logs in from its own unit there), and "
+            "this editor does not place hooks in systemd-based images yet; nothing was "
+            "written: put 'iscsi' into HOOKS by hand after 'systemd' and before 'block' "
+            "(and before sd-encrypt, lvm2, filesystems), or switch to the busybox-based "
+            "image ('udev' for 'systemd', 'keymap consolefont' for 'sd-vconsole', 'encrypt' "
+            "for 'sd-encrypt') and run again"
         )
     return rules
 
@@ -1233,6 +1239,8 @@ def describe_manual_change(*, root: Path, config: Path | None, with_net: bool) -
     try:
         analysis = load(root=root, config=config)
         plan = plan_add(analysis, names)
+    except SystemdImageError as e:
+        return f"Not editing: {e}\n"
     except ConfEditError as e:
         wanted = " and ".join(repr(n) for n in names)
         rules = ORDERING[ImageKind.BUSYBOX]
