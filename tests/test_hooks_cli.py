@@ -95,6 +95,13 @@ def test_check_flags_a_misordered_hook(root: Path, capsys: pytest.CaptureFixture
     assert status == 1 and "'iscsi' comes after 'block' but must come before it" in err
 
 
+def test_check_includes_a_present_net(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (root / "etc/mkinitcpio.conf").write_text("HOOKS=(base udev iscsi net block)\n")
+    status, _, err = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 1 and "'net' comes after 'iscsi' but must come before it" in err
+    assert run(["hooks", "check", "iscsi", "--root", str(root)], capsys)[0] == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -445,7 +445,7 @@ def _model(
     for s in statements:
         where = probe.where(s.start)
         if s.is_array:
-            if s.append and state == "string" and not _single_word(items):
+            if s.append and state == "string" and len(items) != 1:
                 return (
                     f"HOOKS+=(...) at {where} appends to a legacy string that is not one "
                     "hook name: bash keeps the whole string as the first item"
@@ -469,10 +469,6 @@ def _model(
             items[:] = list(s.items)
             state = "string"
     return None
-
-
-def _single_word(items: list[HookItem]) -> bool:
-    return len(items) == 1
 
 
 def _find_statements(text: str, probe: Analysis) -> tuple[list[HooksStatement], list[int]]:

@@ -15,7 +15,14 @@ ACTIONS = ("show", "add", "remove", "check")
 # One table of options: (flags, argparse keyword arguments).
 OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("action",), {"choices": ACTIONS, "help": "what to do with HOOKS"}),
-    (("names",), {"nargs": "*", "metavar": "NAME", "help": "hook names (add, remove, check)"}),
+    (
+        ("names",),
+        {
+            "nargs": "*",
+            "metavar": "NAME",
+            "help": "hook names (add, remove; check: default iscsi, and net if present)",
+        },
+    ),
     (
         ("--root",),
         {
@@ -86,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("hooks show takes no hook names")
         return _show(root, config)
     if args.action == "check":
-        return _check(root, config, names or ["iscsi"])
+        return _check(root, config, names)
     if not names:
         raise InputError(f"hooks {args.action} needs at least one hook name")
     edit = conf_edit.add_hooks if args.action == "add" else conf_edit.remove_hooks
@@ -124,6 +131,9 @@ def _show(root: Path, config: Path | None) -> int:
 
 def _check(root: Path, config: Path | None, names: list[str]) -> int:
     analysis = conf_edit.load(root=root, config=config)
+    if not names:
+        # a net that is there is there for iscsi: check it too
+        names = ["net", "iscsi"] if "net" in analysis.hooks else ["iscsi"]
     problems = conf_edit.check_order(analysis, names)
     if problems:
         print(
