@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate mkinitcpio hooks that log in to an iSCSI target holding the "
         "root filesystem, and put them in place.",
         epilog="Examples: iscsi-hookgen --ibft; iscsi-hookgen --portal 192.0.2.10 --target "
-        "iqn.2011-03.org.example:arch --resilient",
+        "iqn.2011-03.org.example:arch --resilient. HOOKS alone: iscsi-hookgen hooks "
+        "show|add|remove|check (see iscsi-hookgen hooks --help).",
     )
     groups: dict[str, Any] = {}
     for name, title in GROUPS.items():
