@@ -1,5 +1,6 @@
 """The HOOKS editor on hand-written configurations: layouts, moves, drop-ins, refusals."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -417,3 +418,17 @@ def test_ordering_table_covers_the_documented_consumers() -> None:
     documented |= {"zfs", "btrfs", "filesystems", "fsck", "usr"}
     assert documented <= iscsi.before and {"base", "udev"} == iscsi.after
     assert "iscsi" in net.before and conf_edit.ImageKind.SYSTEMD not in conf_edit.ORDERING
+
+
+def test_evaluation_has_no_network(tmp_path: Path) -> None:
+    """A configuration that reaches out gets no connection from the editor's bash."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        main = f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo hello >&3\nHOOKS=(base udev block)\n"
+        root = make_root(tmp_path, main)
+        ensure(root)  # the failed connection is not the last command: sourcing goes on
+        with pytest.raises(TimeoutError):
+            server.accept()

@@ -20,6 +20,7 @@ machines that do not boot. This editor works the other way round:
 import difflib
 import enum
 import errno
+import functools
 import os
 import re
 import shutil
@@ -230,14 +231,33 @@ class Evaluation:
     state: str  # every other variable, function and option, for comparison
 
 
+@functools.cache
+def _no_network() -> tuple[str, ...]:
+    """A command prefix that cuts the evaluation off the network, where the system allows it.
+
+    mkinitcpio sources the same files as root on every kernel update, so this is
+    defence in depth rather than a boundary: a configuration that reaches out
+    to the network gets nowhere when the editor sources it.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    prefix = (unshare, "--net", "--map-root-user")
+    try:
+        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return prefix if ok else ()
+
+
 def evaluate(files: Sequence[bytes]) -> Evaluation:
-    """Source the configuration with real bash in a clean environment."""
+    """Source the configuration with real bash in a clean environment, off the network."""
     bash = shutil.which("bash") or "/bin/bash"
     with tempfile.TemporaryDirectory(prefix="iscsi-hookgen-eval.") as tmp:
         Path(tmp, "config").write_bytes(b"".join(files))
         try:
             proc = subprocess.run(
-                [bash, "--norc", "--noprofile", "-c", _EVAL_SCRIPT, "bash"],
+                [*_no_network(), bash, "--norc", "--noprofile", "-c", _EVAL_SCRIPT, "bash"],
                 cwd=tmp,
                 env={},
                 stdin=subprocess.DEVNULL,
