@@ -52,6 +52,9 @@ def test_show_prints_one_line_and_the_deciding_file(
     assert status == 0
     assert out == "base udev block fsck\n"
     assert f"decided by {d / '10-hooks.conf'} and appended to by {d / '20-more.conf'}" in err
+    assert "a busybox-based image" in err
+    (d / "20-more.conf").write_text("HOOKS+=(systemd)\n")
+    assert "a systemd-based image" in run(["hooks", "show", "--root", str(root)], capsys)[2]
 
 
 def test_show_with_config_ignores_dropins(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -114,6 +114,7 @@ def _show(root: Path, config: Path | None) -> int:
     analysis = conf_edit.load(root=root, config=config)
     print(" ".join(analysis.hooks))
     files = analysis.deciding_files()
+    print(f"a {analysis.kind.value}-based image", file=sys.stderr)
     if files:
         decided = f"HOOKS is decided by {files[0]}"
         if len(files) > 1:
