@@ -141,7 +141,8 @@ def build() -> Iterator[Build]:
             ["makepkg", "--nodeps", "--noconfirm", "--noprogressbar"], tree, env, timeout=1200
         )
         log = done.stdout + done.stderr
-        assert done.returncode == 0, log[-6000:]
+        # check()'s pytest report is the end of stdout; makepkg's complaint ends stderr.
+        assert done.returncode == 0, done.stdout[-5000:] + "\n--- stderr:\n" + done.stderr[-1500:]
         packages = sorted(tree.glob(f"{PKGNAME}-*.pkg.tar.*"))
         assert len(packages) == 1, packages
         yield Build(tree, packages[0], env, log)
