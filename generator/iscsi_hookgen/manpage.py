@@ -13,7 +13,11 @@ from iscsi_hookgen.render import CHAP_FILE, INSTALL_HOOK, RUNTIME_HOOK
 # What the parser cannot say: prose for the sections after the options.
 EXIT_STATUS = (
     ("0", "Success, including a --dry-run that found nothing wrong."),
-    ("1", "A file could not be read or written."),
+    (
+        "1",
+        "A file could not be read or written; or, for hooks check, HOOKS lacks a hook "
+        "or has it in the wrong place.",
+    ),
     (
         "2",
         "Bad input: an option value, a missing option or a combination that cannot "
