@@ -108,8 +108,7 @@ def test_check_includes_a_present_net(root: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["hooks", "add", "iscsi"], "systemd-based"),
-        (["hooks", "check"], "systemd-based"),
+        (["hooks", "add", "net", "iscsi"], "not adding 'net': it is a busybox runtime hook"),
         (["hooks", "add", "lvm2"], "no ordering rule"),
         (["hooks", "add", "bad name"], "is not a hook name"),
         (["hooks", "add"], "needs at least one hook name"),
@@ -122,7 +121,7 @@ def test_check_includes_a_present_net(root: Path, capsys: pytest.CaptureFixture[
 def test_errors_are_one_line_exit_2_nothing_written(
     root: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    if "systemd" in message:
+    if "'net'" in message:
         (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
     before = snapshot(root)
     argv = [*argv, "--root", str(root)] if "--config" not in argv else argv
@@ -176,14 +175,21 @@ def test_dry_run_shows_the_hooks_diff_and_writes_nothing(
     assert "+HOOKS=(base udev autodetect modconf iscsi block filesystems fsck)" in out
 
 
-def test_systemd_image_refused_before_any_file_is_written(
+def test_systemd_check_flags_iscsi_before_systemd_and_net(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
-    before = snapshot(root)
-    status, _, err = run(["--root", str(root), "--ibft"], capsys)
-    assert status == 2 and snapshot(root) == before
-    assert err.count("\n") == 1 and "systemd-based" in err and "--no-edit" in err
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text("HOOKS=(base iscsi systemd autodetect block filesystems)\n")
+    status, _, err = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 1 and err.count("\n") == 1
+    assert "'iscsi' comes before 'systemd' but must come after it" in err
+    assert "would never log in" in err
+    conf.write_text("HOOKS=(base systemd autodetect net iscsi block filesystems)\n")
+    status, _, err = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 1 and "'net' is a busybox runtime hook" in err and "remove it" in err
+    conf.write_text("HOOKS=(base systemd autodetect iscsi block filesystems)\n")
+    status, out, _ = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 0 and out.startswith("HOOKS is right")
 
 
 def test_root_without_mkinitcpio_says_hooks_not_edited(
