@@ -192,6 +192,92 @@ def test_systemd_check_flags_iscsi_before_systemd_and_net(
     assert status == 0 and out.startswith("HOOKS is right")
 
 
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--ibft"],
+        ["--generic"],
+        ["--portal", "192.0.2.10", "--target", TARGET],
+    ],
+    ids=["ibft", "generic", "portal"],
+)
+def test_main_flow_on_a_systemd_root_adds_iscsi_only(
+    root: Path, capsys: pytest.CaptureFixture[str], mode: list[str]
+) -> None:
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text(SYSTEMD)
+    status, out, err = run(["--root", str(root), *mode], capsys)
+    assert status == 0, err
+    assert conf.read_text() == SYSTEMD.replace("sd-vconsole block", "sd-vconsole iscsi block")
+    assert "added 'iscsi' before 'block'" in out
+    steps = out[out.index("Next steps:") :]
+    assert "In HOOKS" not in steps and "'net'" not in steps and "nfs-utils" not in steps
+    if "--portal" in mode:
+        assert "no 'net' (the iscsi hook applies ip= itself)" in out
+        assert "  1. Add ip=dhcp (or ip=CLIENT::GATEWAY:NETMASK::DEVICE:none)" in steps
+        assert "in a systemd-based image the iscsi hook brings the network up" in steps
+    else:
+        assert "ip=" not in steps
+    assert f"  {2 if '--portal' in mode else 1}. Rebuild the images" in steps
+    before = snapshot(root)
+    status, out, _ = run(["--root", str(root), *mode], capsys)
+    assert status == 0 and snapshot(root) == before and "HOOKS is already right" in out
+
+
+def test_main_flow_on_a_systemd_root_removes_net(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text(SYSTEMD.replace("modconf", "modconf net iscsi"))
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET], capsys
+    )
+    assert status == 0
+    assert conf.read_text() == SYSTEMD.replace("modconf", "modconf iscsi")  # iscsi was right
+    assert "removed 'net', a busybox runtime hook, which a systemd-based image never runs" in out
+    assert run(["hooks", "check", "--root", str(root)], capsys)[0] == 0
+
+
+def test_no_edit_on_a_systemd_root(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET, "--no-edit"], capsys
+    )
+    assert status == 0 and (root / "etc/mkinitcpio.conf").read_text() == SYSTEMD
+    assert (
+        "+HOOKS=(base systemd autodetect modconf sd-vconsole iscsi block filesystems fsck)" in out
+    )
+    steps = out[out.index("Next steps:") :]
+    assert "  1. In HOOKS (mkinitcpio.conf), put 'iscsi' after 'base systemd'" in steps
+    assert "no 'net' in a systemd-based image" in steps and "nfs-utils" not in steps
+    assert "  2. Add ip=dhcp" in steps
+
+
+def test_output_names_both_kinds_in_the_next_steps(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(
+        ["--output", str(tmp_path / "out"), "--portal", "192.0.2.10", "--target", TARGET,
+         "--initiator", TARGET],
+        capsys,
+    )  # fmt: skip
+    assert status == 0
+    steps = out[out.index("Next steps:") :]
+    assert "'net iscsi' after 'base udev' in a busybox-based image" in steps
+    assert "'iscsi' after 'base systemd' in a systemd-based one" in steps
+    assert "a busybox-based image also needs mkinitcpio-nfs-utils" in steps
+
+
+def test_busybox_next_steps_are_unchanged(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET, "--no-edit"], capsys
+    )
+    assert status == 0
+    steps = out[out.index("Next steps:") :]
+    assert "  1. In HOOKS (mkinitcpio.conf), put 'net iscsi' after 'base udev'" in steps
+    assert "  2. Install mkinitcpio-nfs-utils" in steps and "systemd" not in steps
+
+
 def test_root_without_mkinitcpio_says_hooks_not_edited(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
