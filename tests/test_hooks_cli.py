@@ -54,7 +54,11 @@ def test_show_prints_one_line_and_the_deciding_file(
     assert f"decided by {d / '10-hooks.conf'} and appended to by {d / '20-more.conf'}" in err
     assert "a busybox-based image" in err
     (d / "20-more.conf").write_text("HOOKS+=(systemd)\n")
-    assert "a systemd-based image" in run(["hooks", "show", "--root", str(root)], capsys)[2]
+    err = run(["hooks", "show", "--root", str(root)], capsys)[2]
+    assert "a systemd-based image" in err and "'net'" not in err
+    (d / "20-more.conf").write_text("HOOKS+=(systemd net)\n")
+    err = run(["hooks", "show", "--root", str(root)], capsys)[2]
+    assert "note: 'net' is a busybox runtime hook, which a systemd-based image never runs" in err
 
 
 def test_show_with_config_ignores_dropins(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

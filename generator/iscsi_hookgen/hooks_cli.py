@@ -126,6 +126,9 @@ def _show(root: Path, config: Path | None) -> int:
         print(f"HOOKS as bash evaluates {read}", file=sys.stderr)
     if analysis.problem is not None:
         print(f"note: the editor cannot change HOOKS here: {analysis.problem}", file=sys.stderr)
+    for rule in conf_edit.rules_for(analysis):
+        if rule.unwanted and rule.hook in analysis.hooks:
+            print(f"note: {rule.hook!r} is {rule.unwanted}", file=sys.stderr)
     for note in conf_edit.advisories(analysis, root=root):
         print(note, file=sys.stderr)
     return 0
