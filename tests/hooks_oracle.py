@@ -77,35 +77,60 @@ NEEDS_ROOT_DISK = {
     "filesystems", "fsck", "usr",
 }  # fmt: skip
 
+# systemd-based images (issue 6): the same, and the systemd hooks that read the
+# disk. iscsi comes after base and systemd (its build adds the login unit only
+# when systemd ran before), and there is no busybox net: the hook applies ip=
+# itself. A list with systemd in it is systemd-based, udev or not.
+SYSTEMD_NEEDS_ROOT_DISK = NEEDS_ROOT_DISK | {"sd-encrypt", "sd-lvm2", "sd-verity", "sd-zfs"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    first: tuple[str, ...]  # iscsi (and net) come after these
+    needs_disk: set[str]  # iscsi comes before these
+    net: bool  # the net hook belongs in a static-portal set-up
+
+
+BUSYBOX = Kind("busybox", ("base", "udev"), NEEDS_ROOT_DISK, net=True)
+SYSTEMD = Kind("systemd", ("base", "systemd"), SYSTEMD_NEEDS_ROOT_DISK, net=False)
+
+
+def kind_of(hooks: list[str]) -> Kind:
+    return SYSTEMD if "systemd" in hooks else BUSYBOX
+
 
 def assert_iscsi_placed(before: list[str], after: list[str], *, with_net: bool) -> None:
     """`after` is `before` with iscsi (and net) put where the design says, nothing else moved."""
-    ours = {"iscsi", "net"} if with_net else {"iscsi"}
+    kind = kind_of(before)
+    ours = {"iscsi", "net"} if with_net or not kind.net else {"iscsi"}
     assert [h for h in after if h not in ours] == [h for h in before if h not in ours]
     assert after.count("iscsi") == 1
     i = after.index("iscsi")
-    assert all(h not in NEEDS_ROOT_DISK for h in after[:i]), after
-    assert all(h not in ("base", "udev") for h in after[i + 1 :]), after
-    if with_net:
+    assert all(h not in kind.needs_disk for h in after[:i]), after
+    assert all(h not in kind.first for h in after[i + 1 :]), after
+    if not kind.net:
+        assert "net" not in after, after  # removed: a systemd image never runs it
+    elif with_net:
         assert after.count("net") == 1
         n = after.index("net")
-        assert n < i and all(h not in ("base", "udev") for h in after[n + 1 :]), after
+        assert n < i and all(h not in kind.first for h in after[n + 1 :]), after
     # a hook that was right stays where it was; a new or moved one goes right
     # before the first hook that needs the disk
-    if not _was_right(before):
+    if not _was_right(before, kind):
         rest = after[i + 1 :]
-        first = next((h for h in rest if h in NEEDS_ROOT_DISK), None)
+        first = next((h for h in rest if h in kind.needs_disk), None)
         assert (rest[0] == first) if first else rest == [], after
 
 
-def _was_right(hooks: list[str]) -> bool:
+def _was_right(hooks: list[str], kind: Kind) -> bool:
     """Some iscsi (duplicates aside) was already where it may stay."""
     for j, h in enumerate(hooks):
         if h == "iscsi":
             ahead = [x for x in hooks[:j] if x != "iscsi"]
             behind = [x for x in hooks[j + 1 :] if x != "iscsi"]
-            if all(x not in NEEDS_ROOT_DISK for x in ahead) and all(
-                x not in ("base", "udev") for x in behind
+            if all(x not in kind.needs_disk for x in ahead) and all(
+                x not in kind.first for x in behind
             ):
                 return True
     return False

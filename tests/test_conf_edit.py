@@ -284,7 +284,7 @@ def test_other_variables_and_bytes_around_are_kept(tmp_path: Path) -> None:
         ('HOOKS=(base udev block)\nHOOKS="x y"\n', "replaces only its first element"),
         ('HOOKS="base udev"\nHOOKS+=(block)\n', "legacy string"),
         ('HOOKS="base\nudev block"\n', "several lines"),
-        ("HOOKS=(base udev systemd block)\n", "systemd-based"),
+        ("HOOKS=(base block systemd filesystems)\n", "after 'systemd' and before 'block'"),
         ("HOOKS=(block base udev)\n", "cannot place 'iscsi'"),
         ("HOOKS=(base udev block\n", "bash cannot source"),
         ("HOOKS=(base udev block)\nfalse\n", "bash cannot source"),
@@ -300,7 +300,7 @@ def test_refuses_cleanly(tmp_path: Path, main: str, reason: str) -> None:
     with pytest.raises(ConfEditError) as e:
         ensure(root)
     assert reason in str(e.value)
-    assert "nothing was written" in str(e.value) or "systemd" in str(e.value)
+    assert "nothing was written" in str(e.value)
     assert isinstance(e.value, InputError)
     assert snapshot(root) == before
 
@@ -311,21 +311,150 @@ def test_eval_that_changes_hooks_afterwards_is_caught(tmp_path: Path) -> None:
         ensure(root)
 
 
-def test_systemd_refusal_says_what_to_do(tmp_path: Path) -> None:
-    root = make_root(tmp_path, "HOOKS=(base systemd autodetect block filesystems)\n")
-    with pytest.raises(ConfEditError) as e:
-        ensure(root)
-    message = str(e.value)
-    assert "systemd-based" in message and "no busybox runtime hook runs" in message
-    assert "by hand after 'systemd' and before 'block'" in message
-    assert "'udev' for 'systemd'" in message and "nothing was written" in message
+@pytest.mark.parametrize(
+    ("main", "expected", "with_net"),
+    [
+        pytest.param(
+            "HOOKS=(base systemd autodetect microcode modconf kms keyboard sd-vconsole block "
+            "filesystems fsck)\n",
+            "HOOKS=(base systemd autodetect microcode modconf kms keyboard sd-vconsole iscsi "
+            "block filesystems fsck)\n",
+            True,
+            id="arch-default-static-portal",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd autodetect block filesystems)\n",
+            "HOOKS=(base systemd autodetect iscsi block filesystems)\n",
+            False,
+            id="ibft",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd autodetect sd-encrypt block lvm2 filesystems)\n",
+            "HOOKS=(base systemd autodetect iscsi sd-encrypt block lvm2 filesystems)\n",
+            True,
+            id="sd-encrypt-before-block",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd sd-vconsole sd-lvm2 block filesystems)\n",
+            "HOOKS=(base systemd sd-vconsole iscsi sd-lvm2 block filesystems)\n",
+            True,
+            id="old-sd-lvm2",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd sd-verity filesystems)\n",
+            "HOOKS=(base systemd iscsi sd-verity filesystems)\n",
+            True,
+            id="sd-verity",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd sd-plymouth sd-vconsole block)\n",
+            "HOOKS=(base systemd sd-plymouth sd-vconsole iscsi block)\n",
+            True,
+            id="sd-plymouth-reads-no-disk",
+        ),
+        pytest.param(
+            "HOOKS=(systemd autodetect block filesystems)\n",
+            "HOOKS=(systemd autodetect iscsi block filesystems)\n",
+            True,
+            id="no-base",
+        ),
+        pytest.param(
+            "HOOKS=(base systemd udev modconf block sd-vconsole keymap filesystems fsck)\n",
+            "HOOKS=(base systemd udev modconf iscsi block sd-vconsole keymap filesystems fsck)\n",
+            True,
+            id="mixed-with-udev-follows-systemd",
+        ),
+        pytest.param(
+            "HOOKS=(base udev autodetect)\nHOOKS+=(systemd block)\n",
+            "HOOKS=(base udev autodetect)\nHOOKS+=(systemd iscsi block)\n",
+            True,
+            id="systemd-appended",
+        ),
+        pytest.param(
+            "HOOKS=(\n\tbase\n\tsystemd\n\tblock\n)\n",
+            "HOOKS=(\n\tbase\n\tsystemd\n\tiscsi\n\tblock\n)\n",
+            True,
+            id="one-per-line",
+        ),
+        pytest.param(
+            'HOOKS="systemd keymap autodetect block filesystems keyboard"\n',
+            'HOOKS="systemd keymap autodetect iscsi block filesystems keyboard"\n',
+            True,
+            id="legacy-string",
+        ),
+    ],
+)
+def test_systemd_image_gets_iscsi_only(
+    tmp_path: Path, main: str, expected: str, with_net: bool
+) -> None:
+    assert edited(tmp_path, main, with_net=with_net) == expected
 
 
-def test_no_edit_on_a_systemd_image_says_what_to_do_by_hand(tmp_path: Path) -> None:
-    root = make_root(tmp_path, "HOOKS=(base systemd autodetect block filesystems)\n")
+def test_systemd_static_portal_says_why_no_net(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "HOOKS=(base systemd block)\n")
+    result = ensure(root, with_net=True)
+    assert result.messages[0] == (
+        "a systemd-based image: 'iscsi' only, no 'net' (the iscsi hook applies ip= itself)"
+    )
+    assert "added 'iscsi' before 'block'" in result.messages
+    assert not any("no 'net'" in m for m in ensure(root, with_net=False).messages)
+
+
+@pytest.mark.parametrize(
+    ("main", "expected", "note"),
+    [
+        (
+            "HOOKS=(base systemd net iscsi block)\n",
+            "HOOKS=(base systemd iscsi block)\n",
+            "removed 'net', a busybox runtime hook, which a systemd-based image never runs "
+            "(the iscsi hook applies ip= itself there)",
+        ),
+        (
+            "HOOKS=(base iscsi systemd block)\n",
+            "HOOKS=(base systemd iscsi block)\n",
+            "moved 'iscsi' from after 'base' to before 'block'",
+        ),
+        (
+            "HOOKS=(base udev net iscsi systemd autodetect block)\n",
+            "HOOKS=(base udev systemd autodetect iscsi block)\n",
+            "moved 'iscsi' from after 'net' to before 'block'",
+        ),
+    ],
+)
+def test_systemd_image_net_removed_iscsi_moved(
+    tmp_path: Path, main: str, expected: str, note: str
+) -> None:
+    for with_net in (True, False):
+        root = tmp_path / str(with_net)
+        root.mkdir()
+        make_root(root, main)
+        result = ensure(root, with_net=with_net)
+        assert note in result.messages, result.messages
+        assert (root / "etc/mkinitcpio.conf").read_text() == expected
+        assert not ensure(root, with_net=with_net).changed
+
+
+def test_net_is_never_added_to_a_systemd_image(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "HOOKS=(base systemd block)\n")
+    before = snapshot(root)
+    with pytest.raises(ConfEditError, match="not adding 'net': it is a busybox runtime hook"):
+        conf_edit.add_hooks(root=root, config=None, names=["net", "iscsi"], dry_run=False)
+    assert snapshot(root) == before
+
+
+def test_by_hand_text_fits_the_image_kind(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "X=block\nHOOKS=(base systemd $X)\n")
     text = conf_edit.describe_manual_change(root=root, config=None, with_net=True)
-    assert text.startswith("Not editing: ") and "after 'systemd'" in text
-    assert "'net'" not in text
+    assert "Put 'iscsi' into HOOKS by hand: 'iscsi' after base, systemd and before" in text
+    assert "sd-encrypt" in text and "no 'net', a busybox runtime hook" in text
+    assert "'net' after" not in text
+
+
+def test_by_hand_text_names_both_kinds_when_the_kind_is_unknown(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "HOOKS=(base systemd block\n")  # bash cannot source it
+    text = conf_edit.describe_manual_change(root=root, config=None, with_net=True)
+    assert "In a busybox-based image put 'net' and 'iscsi' into HOOKS by hand" in text
+    assert "In a systemd-based image put 'iscsi' into HOOKS by hand" in text
 
 
 def test_a_change_spanning_two_files_is_refused(tmp_path: Path) -> None:
@@ -378,6 +507,29 @@ def test_check_order(tmp_path: Path) -> None:
         "'net' comes after 'iscsi' but must come before it"
     ]
     assert check("HOOKS=(base udev iscsi iscsi block)\n", ["iscsi"]) == ["'iscsi' appears 2 times"]
+    # systemd-based images
+    assert check("HOOKS=(base systemd iscsi block)\n", ["iscsi"]) == []
+    assert check("HOOKS=(base iscsi systemd block)\n", ["iscsi"]) == [
+        "'iscsi' comes before 'systemd' but must come after it: the build adds the login unit "
+        "only when 'systemd' ran before 'iscsi', so this image would never log in"
+    ]
+    assert check("HOOKS=(iscsi base systemd block)\n", ["iscsi"]) == [
+        "'iscsi' comes before 'systemd' but must come after it: the build adds the login unit "
+        "only when 'systemd' ran before 'iscsi', so this image would never log in"
+    ]
+    assert check("HOOKS=(base block iscsi systemd)\n", ["iscsi"]) == [
+        "'iscsi' comes after 'block' but must come before it; 'iscsi' comes before 'systemd' "
+        "but must come after it: the build adds the login unit only when 'systemd' ran "
+        "before 'iscsi', so this image would never log in"
+    ]
+    assert check("HOOKS=(base udev systemd sd-encrypt iscsi)\n", ["iscsi"]) == [
+        "'iscsi' comes after 'sd-encrypt' but must come before it"
+    ]
+    assert check("HOOKS=(base systemd net iscsi block)\n", ["net", "iscsi"]) == [
+        "'net' is a busybox runtime hook, which a systemd-based image never runs (the iscsi "
+        "hook applies ip= itself there): remove it"
+    ]
+    assert check("HOOKS=(base systemd iscsi block)\n", ["net", "iscsi"]) == []
     # check needs only bash's answer, not an editable statement
     assert check("X=block\nHOOKS=(base udev iscsi $X)\n", ["iscsi"]) == []
 
@@ -393,12 +545,20 @@ def test_missing_config_is_a_clean_error(tmp_path: Path) -> None:
         ensure(tmp_path)
 
 
-def test_describe_manual_change(tmp_path: Path) -> None:
-    root = make_root(tmp_path, "HOOKS=(base udev block)\n")
+@pytest.mark.parametrize(
+    ("hooks", "after"),
+    [
+        ("base udev block", "base udev net iscsi block"),
+        ("base systemd autodetect net block", "base systemd autodetect iscsi block"),
+    ],
+    ids=["busybox", "systemd"],
+)
+def test_describe_manual_change(tmp_path: Path, hooks: str, after: str) -> None:
+    root = make_root(tmp_path, f"HOOKS=({hooks})\n")
     before = snapshot(root)
     text = conf_edit.describe_manual_change(root=root, config=None, with_net=True)
-    assert "Make HOOKS read (base udev net iscsi block)" in text
-    assert "+HOOKS=(base udev net iscsi block)" in text
+    assert f"Make HOOKS read ({after})" in text
+    assert f"+HOOKS=({after})" in text
     assert snapshot(root) == before
     ensure(root)
     text = conf_edit.describe_manual_change(root=root, config=None, with_net=True)
@@ -417,7 +577,13 @@ def test_ordering_table_covers_the_documented_consumers() -> None:
     documented = {"block", "encrypt", "plymouth-encrypt", "lvm2", "mdadm_udev", "resume"}
     documented |= {"zfs", "btrfs", "filesystems", "fsck", "usr"}
     assert documented <= iscsi.before and {"base", "udev"} == iscsi.after
-    assert "iscsi" in net.before and conf_edit.ImageKind.SYSTEMD not in conf_edit.ORDERING
+    assert "iscsi" in net.before and not iscsi.unwanted and not net.unwanted
+    (sd_iscsi, sd_net) = conf_edit.ORDERING[conf_edit.ImageKind.SYSTEMD]
+    assert sd_iscsi.hook == "iscsi" and {"base", "systemd"} == sd_iscsi.after
+    assert documented | {"sd-encrypt", "sd-lvm2", "sd-verity", "sd-zfs"} <= sd_iscsi.before
+    assert not {"sd-vconsole", "sd-plymouth", "systemd", "udev"} & sd_iscsi.before
+    assert sd_net.hook == "net" and sd_net.unwanted and not sd_net.after | sd_net.before
+    assert set(conf_edit.ORDERING) == set(conf_edit.ImageKind)
 
 
 def test_evaluation_has_no_network(tmp_path: Path) -> None:

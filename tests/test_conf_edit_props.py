@@ -17,7 +17,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from hooks_oracle import NEEDS_ROOT_DISK, assert_iscsi_placed, changed_span, mkinitcpio_reads
+from hooks_oracle import assert_iscsi_placed, changed_span, kind_of, mkinitcpio_reads
 from iscsi_hookgen import conf_edit
 from iscsi_hookgen.conf_edit import ConfEditError
 
@@ -26,7 +26,13 @@ POOL = [
     "encrypt", "lvm2", "mdadm_udev", "resume", "btrfs", "filesystems", "fsck", "usr",
     "plymouth", "shutdown", "my-hook", "net", "iscsi", "base", "udev",
 ]  # fmt: skip
-RARE = ["systemd", "sd-vconsole"]
+# What systemd-based lists hold instead (and a systemd now and then, for
+# duplicates and lists that turn systemd-based only through a drop-in).
+SYSTEMD_POOL = [
+    "autodetect", "microcode", "modconf", "kms", "keyboard", "sd-vconsole", "block",
+    "sd-encrypt", "lvm2", "sd-lvm2", "mdadm_udev", "sd-verity", "resume", "filesystems", "fsck",
+    "usr", "sd-plymouth", "sd-shutdown", "my-hook", "net", "iscsi", "base", "systemd", "udev",
+]  # fmt: skip
 
 # Refusals that are right for some generated configurations whatever the hooks:
 # a move across two files, a legacy string mixed with arrays, files joined by a
@@ -45,14 +51,17 @@ class File:
         self.text += chunk
 
 
-# Mostly base/udev first as in the field, then anything, with a systemd hook
-# in about one list in ten.
-hook_lists = st.tuples(
+# Busybox-based and systemd-based lists alike: mostly base and udev or
+# systemd first as in the field (mixed udev and systemd too), then anything.
+busybox_lists = st.tuples(
     st.sampled_from([[], ["base"], ["base", "udev"], ["udev"]]),
     st.lists(st.sampled_from(POOL), max_size=9),
-    st.lists(st.sampled_from(RARE), max_size=1),
-    st.integers(0, 9),
-).map(lambda t: t[0] + t[1] + (t[2] if t[3] == 0 else []))
+).map(lambda t: t[0] + t[1])
+systemd_lists = st.tuples(
+    st.sampled_from([["base", "systemd"], ["systemd"], ["base", "systemd", "udev"], ["base"]]),
+    st.lists(st.sampled_from(SYSTEMD_POOL), max_size=9),
+).map(lambda t: t[0] + t[1])
+hook_lists = st.one_of(busybox_lists, systemd_lists)
 
 
 @st.composite
@@ -143,11 +152,10 @@ def _must_refuse(hooks: list[str], ok: bool) -> str | None:
         return ""
     if any(not conf_edit.valid_hook_name(h) for h in hooks):
         return ""
-    if "systemd" in hooks:
-        return "systemd"
+    kind = kind_of(hooks)
     rest = [h for h in hooks if h not in ("net", "iscsi")]
-    first = next((i for i, h in enumerate(rest) if h in NEEDS_ROOT_DISK), len(rest))
-    if any(h in ("base", "udev") for h in rest[first:]):
+    first = next((i for i, h in enumerate(rest) if h in kind.needs_disk), len(rest))
+    if any(h in kind.first for h in rest[first:]):
         return "cannot place"
     return None
 
@@ -178,7 +186,7 @@ def test_edit_is_right_or_refusal_is_right(files: dict[str, File], with_net: boo
             )
             return
         assert demanded is None, (demanded, before.hooks)
-        event("edited" if result.changed else "already right")
+        event(f"{kind_of(before.hooks).name}: {'edited' if result.changed else 'already right'}")
         after = mkinitcpio_reads(main)
         assert after.ok and after.hooks == list(result.after)
         assert after.others == before.others

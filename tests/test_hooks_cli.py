@@ -54,7 +54,11 @@ def test_show_prints_one_line_and_the_deciding_file(
     assert f"decided by {d / '10-hooks.conf'} and appended to by {d / '20-more.conf'}" in err
     assert "a busybox-based image" in err
     (d / "20-more.conf").write_text("HOOKS+=(systemd)\n")
-    assert "a systemd-based image" in run(["hooks", "show", "--root", str(root)], capsys)[2]
+    err = run(["hooks", "show", "--root", str(root)], capsys)[2]
+    assert "a systemd-based image" in err and "'net'" not in err
+    (d / "20-more.conf").write_text("HOOKS+=(systemd net)\n")
+    err = run(["hooks", "show", "--root", str(root)], capsys)[2]
+    assert "note: 'net' is a busybox runtime hook, which a systemd-based image never runs" in err
 
 
 def test_show_with_config_ignores_dropins(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,8 +112,7 @@ def test_check_includes_a_present_net(root: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["hooks", "add", "iscsi"], "systemd-based"),
-        (["hooks", "check"], "systemd-based"),
+        (["hooks", "add", "net", "iscsi"], "not adding 'net': it is a busybox runtime hook"),
         (["hooks", "add", "lvm2"], "no ordering rule"),
         (["hooks", "add", "bad name"], "is not a hook name"),
         (["hooks", "add"], "needs at least one hook name"),
@@ -122,7 +125,7 @@ def test_check_includes_a_present_net(root: Path, capsys: pytest.CaptureFixture[
 def test_errors_are_one_line_exit_2_nothing_written(
     root: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    if "systemd" in message:
+    if "'net'" in message:
         (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
     before = snapshot(root)
     argv = [*argv, "--root", str(root)] if "--config" not in argv else argv
@@ -176,14 +179,107 @@ def test_dry_run_shows_the_hooks_diff_and_writes_nothing(
     assert "+HOOKS=(base udev autodetect modconf iscsi block filesystems fsck)" in out
 
 
-def test_systemd_image_refused_before_any_file_is_written(
+def test_systemd_check_flags_iscsi_before_systemd_and_net(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text("HOOKS=(base iscsi systemd autodetect block filesystems)\n")
+    status, _, err = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 1 and err.count("\n") == 1
+    assert "'iscsi' comes before 'systemd' but must come after it" in err
+    assert "would never log in" in err
+    conf.write_text("HOOKS=(base systemd autodetect net iscsi block filesystems)\n")
+    status, _, err = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 1 and "'net' is a busybox runtime hook" in err and "remove it" in err
+    conf.write_text("HOOKS=(base systemd autodetect iscsi block filesystems)\n")
+    status, out, _ = run(["hooks", "check", "--root", str(root)], capsys)
+    assert status == 0 and out.startswith("HOOKS is right")
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--ibft"],
+        ["--generic"],
+        ["--portal", "192.0.2.10", "--target", TARGET],
+    ],
+    ids=["ibft", "generic", "portal"],
+)
+def test_main_flow_on_a_systemd_root_adds_iscsi_only(
+    root: Path, capsys: pytest.CaptureFixture[str], mode: list[str]
+) -> None:
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text(SYSTEMD)
+    status, out, err = run(["--root", str(root), *mode], capsys)
+    assert status == 0, err
+    assert conf.read_text() == SYSTEMD.replace("sd-vconsole block", "sd-vconsole iscsi block")
+    assert "added 'iscsi' before 'block'" in out
+    steps = out[out.index("Next steps:") :]
+    assert "In HOOKS" not in steps and "'net'" not in steps and "nfs-utils" not in steps
+    if "--portal" in mode:
+        assert "no 'net' (the iscsi hook applies ip= itself)" in out
+        assert "  1. Add ip=dhcp (or ip=CLIENT::GATEWAY:NETMASK::DEVICE:none)" in steps
+        assert "in a systemd-based image the iscsi hook brings the network up" in steps
+    else:
+        assert "ip=" not in steps
+    assert f"  {2 if '--portal' in mode else 1}. Rebuild the images" in steps
     before = snapshot(root)
-    status, _, err = run(["--root", str(root), "--ibft"], capsys)
-    assert status == 2 and snapshot(root) == before
-    assert err.count("\n") == 1 and "systemd-based" in err and "--no-edit" in err
+    status, out, _ = run(["--root", str(root), *mode], capsys)
+    assert status == 0 and snapshot(root) == before and "HOOKS is already right" in out
+
+
+def test_main_flow_on_a_systemd_root_removes_net(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = root / "etc/mkinitcpio.conf"
+    conf.write_text(SYSTEMD.replace("modconf", "modconf net iscsi"))
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET], capsys
+    )
+    assert status == 0
+    assert conf.read_text() == SYSTEMD.replace("modconf", "modconf iscsi")  # iscsi was right
+    assert "removed 'net', a busybox runtime hook, which a systemd-based image never runs" in out
+    assert run(["hooks", "check", "--root", str(root)], capsys)[0] == 0
+
+
+def test_no_edit_on_a_systemd_root(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (root / "etc/mkinitcpio.conf").write_text(SYSTEMD)
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET, "--no-edit"], capsys
+    )
+    assert status == 0 and (root / "etc/mkinitcpio.conf").read_text() == SYSTEMD
+    assert (
+        "+HOOKS=(base systemd autodetect modconf sd-vconsole iscsi block filesystems fsck)" in out
+    )
+    steps = out[out.index("Next steps:") :]
+    assert "  1. In HOOKS (mkinitcpio.conf), put 'iscsi' after 'base systemd'" in steps
+    assert "no 'net' in a systemd-based image" in steps and "nfs-utils" not in steps
+    assert "  2. Add ip=dhcp" in steps
+
+
+def test_output_names_both_kinds_in_the_next_steps(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(
+        ["--output", str(tmp_path / "out"), "--portal", "192.0.2.10", "--target", TARGET,
+         "--initiator", TARGET],
+        capsys,
+    )  # fmt: skip
+    assert status == 0
+    steps = out[out.index("Next steps:") :]
+    assert "'net iscsi' after 'base udev' in a busybox-based image" in steps
+    assert "'iscsi' after 'base systemd' in a systemd-based one" in steps
+    assert "a busybox-based image also needs mkinitcpio-nfs-utils" in steps
+
+
+def test_busybox_next_steps_are_unchanged(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(
+        ["--root", str(root), "--portal", "192.0.2.10", "--target", TARGET, "--no-edit"], capsys
+    )
+    assert status == 0
+    steps = out[out.index("Next steps:") :]
+    assert "  1. In HOOKS (mkinitcpio.conf), put 'net iscsi' after 'base udev'" in steps
+    assert "  2. Install mkinitcpio-nfs-utils" in steps and "systemd" not in steps
 
 
 def test_root_without_mkinitcpio_says_hooks_not_edited(

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from iscsi_hookgen import __version__, hooks_cli
 from iscsi_hookgen.atomic import atomic_write
+from iscsi_hookgen.conf_edit import ImageKind
 from iscsi_hookgen.config import (
     RESILIENT_PARAMS,
     Chap,
@@ -390,25 +391,60 @@ def show_files(directory: Path, files: Sequence[RenderedFile], out: Any) -> None
 
 
 def next_steps(
-    config: HookConfig, args: argparse.Namespace, out: Any, *, hooks_edited: bool = False
+    config: HookConfig,
+    args: argparse.Namespace,
+    out: Any,
+    *,
+    hooks_edited: bool = False,
+    kind: ImageKind | None = None,
 ) -> None:
-    hooks = "net iscsi" if config.mode is Mode.STATIC else "iscsi"
+    """What is left to do, for the kind of image ROOT builds (both kinds when not known)."""
+    static = config.mode is Mode.STATIC
     chroot = f"arch-chroot {args.root} " if Path(args.root) != Path("/") else ""
     step = iter(range(1, 10))
     print("\nNext steps:", file=out)
     if not hooks_edited:
-        print(
-            f"  {next(step)}. In HOOKS (mkinitcpio.conf), put '{hooks}' after 'base udev' and "
-            "right before 'block' (and before encrypt, lvm2, filesystems).",
-            file=out,
-        )
-    if config.mode is Mode.STATIC:
-        print(
-            f"  {next(step)}. Install mkinitcpio-nfs-utils (the 'net' hook) and add ip=dhcp "
-            "(or a static ip=) to the kernel command line.",
-            file=out,
-        )
+        print(f"  {next(step)}. {_hooks_advice(static, kind)}", file=out)
+    if static:
+        print(f"  {next(step)}. {_network_advice(kind)}", file=out)
     print(f"  {next(step)}. Rebuild the images: {chroot}mkinitcpio -P", file=out)
+
+
+def _hooks_advice(static: bool, kind: ImageKind | None) -> str:
+    busybox = "'net iscsi'" if static else "'iscsi'"
+    if kind is ImageKind.BUSYBOX:
+        return (
+            f"In HOOKS (mkinitcpio.conf), put {busybox} after 'base udev' and right before "
+            "'block' (and before encrypt, lvm2, filesystems)."
+        )
+    if kind is ImageKind.SYSTEMD:
+        return (
+            "In HOOKS (mkinitcpio.conf), put 'iscsi' after 'base systemd' and right before "
+            "'block' (and before sd-encrypt, lvm2, filesystems)"
+            + ("; no 'net' in a systemd-based image." if static else ".")
+        )
+    return (
+        f"In HOOKS (mkinitcpio.conf), put {busybox} after 'base udev' in a busybox-based "
+        "image, or 'iscsi' after 'base systemd' in a systemd-based one, right before "
+        "'block' (and before encrypt or sd-encrypt, lvm2, filesystems)."
+    )
+
+
+def _network_advice(kind: ImageKind | None) -> str:
+    if kind is ImageKind.BUSYBOX:
+        return (
+            "Install mkinitcpio-nfs-utils (the 'net' hook) and add ip=dhcp "
+            "(or a static ip=) to the kernel command line."
+        )
+    if kind is ImageKind.SYSTEMD:
+        return (
+            "Add ip=dhcp (or ip=CLIENT::GATEWAY:NETMASK::DEVICE:none) to the kernel command "
+            "line: in a systemd-based image the iscsi hook brings the network up from it."
+        )
+    return (
+        "Add ip=dhcp (or a static ip=) to the kernel command line; a busybox-based image "
+        "also needs mkinitcpio-nfs-utils (the 'net' hook)."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -424,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = hook_directory(args)
         check_overwrite(directory, files, args.force)
         with_net = config.mode is Mode.STATIC
-        hooks_step = hooks_cli.plan_main_flow(
+        hooks = hooks_cli.plan_main_flow(
             root=args.root, with_net=with_net, no_edit=args.no_edit, output=args.output is not None
         )
         if args.dry_run:
@@ -432,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             write_files(directory, files, sys.stdout)
         hooks_cli.run_main_flow(
-            hooks_step,
+            hooks.step,
             root=args.root,
             with_net=with_net,
             dry_run=args.dry_run,
@@ -445,5 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"{PROG}: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
-    next_steps(config, args, sys.stdout, hooks_edited=hooks_step is hooks_cli.HooksStep.EDIT)
+    next_steps(
+        config,
+        args,
+        sys.stdout,
+        hooks_edited=hooks.step is hooks_cli.HooksStep.EDIT,
+        kind=hooks.kind,
+    )
     return 0

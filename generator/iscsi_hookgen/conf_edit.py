@@ -43,10 +43,6 @@ class EvaluationError(ConfEditError):
     """Bash cannot source the configuration (it would stop mkinitcpio too)."""
 
 
-class SystemdImageError(ConfEditError):
-    """The image is systemd-based, which the ordering table does not cover yet."""
-
-
 class ImageKind(enum.Enum):
     BUSYBOX = "busybox"
     SYSTEMD = "systemd"
@@ -54,9 +50,18 @@ class ImageKind(enum.Enum):
 
 @dataclass(frozen=True)
 class OrderRule:
+    """Where one hook belongs in one kind of image, or that it does not belong there."""
+
     hook: str
-    after: frozenset[str]
-    before: frozenset[str]
+    after: frozenset[str] = frozenset()
+    before: frozenset[str] = frozenset()
+    # For hooks of `after` whose absence ahead of this one breaks the boot
+    # without a word at build time: what goes wrong (shown by `hooks check`).
+    silent: tuple[tuple[str, str], ...] = ()
+    # Set when the hook has no place in this kind of image: what it is there
+    # ("'net' is ..."). The editor removes it when it places the others and
+    # never adds it.
+    unwanted: str = ""
 
 
 # Hooks that need the root disk's block devices; iSCSI must have logged in
@@ -81,9 +86,24 @@ _ROOT_DISK_CONSUMERS = frozenset(
     }
 )
 
+# The same for systemd-based images: the hooks above (the busybox-only ones
+# among them do nothing there, but a list that has one still reads in boot
+# order with iscsi ahead of it) and the systemd hooks that read the disk.
+# sd-vconsole, sd-plymouth (splash only, like plymouth), sd-shutdown and
+# sd-volatile (over the mounted root) read no block device.
+_SYSTEMD_ROOT_DISK_CONSUMERS = _ROOT_DISK_CONSUMERS | frozenset(
+    {
+        "sd-encrypt",  # systemd-cryptsetup opens a LUKS container on the disk
+        "sd-lvm2",  # the lvm2 package's old name for its hook in systemd images
+        "sd-verity",  # sets up dm-verity over the disk
+        "sd-zfs",  # imports pools (mkinitcpio-sd-zfs)
+    }
+)
+
 # The ordering rules, per image kind, in the order they are applied: a rule may
 # refer to hooks placed by an earlier one (net is placed relative to iscsi).
-# A kind missing here is not supported yet (systemd: issue 6).
+# An image is systemd-based when 'systemd' is in HOOKS, whatever else is (a
+# mixed list with 'udev' too still boots systemd as /init).
 ORDERING: dict[ImageKind, tuple[OrderRule, ...]] = {
     ImageKind.BUSYBOX: (
         # iscsi runs its run_hook after base (busybox, init_functions) and udev
@@ -95,6 +115,33 @@ ORDERING: dict[ImageKind, tuple[OrderRule, ...]] = {
             "net",
             after=frozenset({"base", "udev"}),
             before=frozenset({"iscsi"}) | _ROOT_DISK_CONSUMERS,
+        ),
+    ),
+    ImageKind.SYSTEMD: (
+        # iscsi's build adds its login unit only when add_systemd_unit exists,
+        # that is when 'systemd' ran earlier; before it, the image builds
+        # without a warning and never logs in. After base as in busybox images
+        # (the hook brings its own busybox when base is absent). Before the
+        # disk's readers: systemd orders the units at boot by their
+        # dependencies, so this only keeps the list in boot order, as there.
+        OrderRule(
+            "iscsi",
+            after=frozenset({"base", "systemd"}),
+            before=_SYSTEMD_ROOT_DISK_CONSUMERS,
+            silent=(
+                (
+                    "systemd",
+                    "the build adds the login unit only when 'systemd' ran before 'iscsi', "
+                    "so this image would never log in",
+                ),
+            ),
+        ),
+        # net is a busybox runtime hook: a systemd-based image never runs it,
+        # and iscsi applies ip= itself there.
+        OrderRule(
+            "net",
+            unwanted="a busybox runtime hook, which a systemd-based image never runs "
+            "(the iscsi hook applies ip= itself there)",
         ),
     ),
 }
@@ -776,30 +823,28 @@ def _place(entries: list[_Entry], rule: OrderRule, notes: list[str]) -> list[_En
 
 
 def rules_for(analysis: Analysis) -> tuple[OrderRule, ...]:
-    rules = ORDERING.get(analysis.kind)
-    if rules is None:
-        files = ", ".join(str(p) for p in analysis.deciding_files()) or "the configuration"
-        raise SystemdImageError(
-            f"HOOKS in {files} contains 'systemd': the initramfs is systemd-based, where no "
-            "busybox runtime hook runs (the iscsi hook logs in from its own unit there), and "
-            "this editor does not place hooks in systemd-based images yet; nothing was "
-            "written: put 'iscsi' into HOOKS by hand after 'systemd' and before 'block' "
-            "(and before sd-encrypt, lvm2, filesystems), or switch to the busybox-based "
-            "image ('udev' for 'systemd', 'keymap consolefont' for 'sd-vconsole', 'encrypt' "
-            "for 'sd-encrypt') and run again"
-        )
-    return rules
+    return ORDERING[analysis.kind]
 
 
-def _rule(rules: tuple[OrderRule, ...], name: str) -> OrderRule:
+def _rule(rules: tuple[OrderRule, ...], name: str, kind: ImageKind) -> OrderRule:
     for r in rules:
         if r.hook == name:
             return r
-    known = ", ".join(r.hook for r in rules)
+    known = ", ".join(r.hook for r in rules if not r.unwanted)
     raise ConfEditError(
-        f"no ordering rule for hook {name!r}: the editor places only these hooks: {known}; "
-        "nothing was written"
+        f"no ordering rule for hook {name!r}: in a {kind.value}-based image the editor places "
+        f"only these hooks: {known}; nothing was written"
     )
+
+
+def _wanted(rules: tuple[OrderRule, ...], names: Sequence[str], kind: ImageKind) -> set[str]:
+    wanted = set()
+    for name in names:
+        rule = _rule(rules, name, kind)
+        if rule.unwanted:
+            raise ConfEditError(f"not adding {name!r}: it is {rule.unwanted}; nothing was written")
+        wanted.add(rule.hook)
+    return wanted
 
 
 def check_order(analysis: Analysis, names: Sequence[str]) -> list[str]:
@@ -809,9 +854,12 @@ def check_order(analysis: Analysis, names: Sequence[str]) -> list[str]:
     entries = [_Entry(n, None) for n in analysis.hooks]
     problems = []
     for name in names:
-        rule = _rule(rules, name)
+        rule = _rule(rules, name, analysis.kind)
         occurrences = [i for i, e in enumerate(entries) if e.name == name]
-        if not occurrences:
+        if rule.unwanted:
+            if occurrences:
+                problems.append(f"{name!r} is {rule.unwanted}: remove it")
+        elif not occurrences:
             problems.append(f"{name!r} is missing")
         elif len(occurrences) > 1:
             problems.append(f"{name!r} appears {len(occurrences)} times")
@@ -821,11 +869,17 @@ def check_order(analysis: Analysis, names: Sequence[str]) -> list[str]:
 
 
 def _misplaced(entries: list[_Entry], index: int, rule: OrderRule) -> str:
+    wrong = []
     early = [e.name for e in entries[:index] if e.name in rule.before]
     if early:
-        return f"{rule.hook!r} comes after {early[0]!r} but must come before it"
+        wrong.append(f"{rule.hook!r} comes after {early[0]!r} but must come before it")
     late = [e.name for e in entries[index + 1 :] if e.name in rule.after]
-    return f"{rule.hook!r} comes before {late[0]!r} but must come after it"
+    silent = dict(rule.silent)
+    late.sort(key=lambda name: name not in silent)  # the one that fails unseen first
+    if late:
+        why = f": {silent[late[0]]}" if late[0] in silent else ""
+        wrong.append(f"{rule.hook!r} comes before {late[0]!r} but must come after it{why}")
+    return "; ".join(wrong)
 
 
 def _require_editable(analysis: Analysis, *, need_model: bool = True) -> None:
@@ -864,11 +918,14 @@ def plan_add(analysis: Analysis, names: Sequence[str]) -> Plan:
     """Place `names` by the ordering rules (table order), moving any that are misplaced."""
     _require_editable(analysis)
     rules = rules_for(analysis)
-    wanted = {_rule(rules, n).hook for n in names}
+    wanted = _wanted(rules, names, analysis.kind)
     entries = [_Entry(i.name, i) for i in analysis.items]
     notes: list[str] = []
     for rule in rules:
-        if rule.hook in wanted:
+        if rule.unwanted and any(e.name == rule.hook for e in entries):
+            entries = [e for e in entries if e.name != rule.hook]
+            notes.append(f"removed {rule.hook!r}, {rule.unwanted}")
+        elif rule.hook in wanted:
             entries = _place(entries, rule, notes)
     return _plan(analysis, entries, notes)
 
@@ -1230,8 +1287,10 @@ def _with_notes(result: EditResult, analysis: Analysis, root: Path) -> EditResul
     return replace(result, messages=result.messages + notes) if notes else result
 
 
-def iscsi_hook_names(*, with_net: bool) -> tuple[str, ...]:
-    return ("net", "iscsi") if with_net else ("iscsi",)
+def iscsi_hook_names(*, with_net: bool, kind: ImageKind = ImageKind.BUSYBOX) -> tuple[str, ...]:
+    """The hooks the main flow places: net (static portal) only where it has a rule."""
+    placed = {r.hook for r in ORDERING[kind] if not r.unwanted}
+    return tuple(n for n in (("net", "iscsi") if with_net else ("iscsi",)) if n in placed)
 
 
 def ensure_iscsi_hooks(
@@ -1240,38 +1299,57 @@ def ensure_iscsi_hooks(
     """The main flow's edit: iscsi (and net for a static portal) where they belong.
 
     net is added only where the image kind has a rule for it: a busybox hook that
-    a systemd-based image would not run is never added there.
+    a systemd-based image would not run is never added there, and one that is
+    there already is removed, so that HOOKS does not claim a network set-up the
+    image never does.
     """
     analysis = load(root=root, config=config)
     _require_editable(analysis)
-    rules = {r.hook for r in rules_for(analysis)}
-    names = [n for n in iscsi_hook_names(with_net=with_net) if n in rules]
-    return _with_notes(apply(plan_add(analysis, names), dry_run=dry_run), analysis, root)
+    names = iscsi_hook_names(with_net=with_net, kind=analysis.kind)
+    result = apply(plan_add(analysis, names), dry_run=dry_run)
+    if with_net and "net" not in names:
+        kind = analysis.kind.value
+        note = f"a {kind}-based image: 'iscsi' only, no 'net' (the iscsi hook applies ip= itself)"
+        result = replace(result, messages=(note, *result.messages))
+    return _with_notes(result, analysis, root)
 
 
 def describe_manual_change(*, root: Path, config: Path | None, with_net: bool) -> str:
     """For --no-edit: the change the user should make, as text to print."""
-    names = iscsi_hook_names(with_net=with_net)
     try:
         analysis = load(root=root, config=config)
-        plan = plan_add(analysis, names)
-    except SystemdImageError as e:
-        return f"Not editing: {e}\n"
     except ConfEditError as e:
-        wanted = " and ".join(repr(n) for n in names)
-        rules = ORDERING[ImageKind.BUSYBOX]
-        return (
-            f"Not editing ({e}). Put {wanted} into HOOKS by hand: "
-            + "; ".join(_explain(r) for r in rules if r.hook in names)
-            + "\n"
-        )
+        return _by_hand(e, with_net, tuple(ImageKind))
+    names = iscsi_hook_names(with_net=with_net, kind=analysis.kind)
+    try:
+        plan = plan_add(analysis, names)
+        if plan.file is not None:
+            verify(plan)
+    except ConfEditError as e:
+        return _by_hand(e, with_net, (analysis.kind,))
     if plan.file is None:
         return f"HOOKS is already right: ({' '.join(analysis.hooks)}); nothing to change\n"
-    verify(plan)
     cf = analysis.config.files[plan.file]
     return f"Not editing. Make HOOKS read ({' '.join(plan.after)}), in {cf.path}:\n" + unified_diff(
         cf.path, cf.data, plan.new_data or b""
     )
+
+
+def _by_hand(error: ConfEditError, with_net: bool, kinds: tuple[ImageKind, ...]) -> str:
+    """Where the hooks go, in words, for each kind of image the configuration may be."""
+    parts = []
+    for kind in kinds:
+        names = iscsi_hook_names(with_net=with_net, kind=kind)
+        wanted = " and ".join(repr(n) for n in names)
+        text = f"Put {wanted} into HOOKS by hand"
+        if len(kinds) > 1:
+            text = f"In a {kind.value}-based image put {wanted} into HOOKS by hand"
+        rules = [r for r in ORDERING[kind] if r.hook in names]
+        text += ": " + "; ".join(_explain(r) for r in rules)
+        if with_net:
+            text += "".join(f"; no {r.hook!r}, {r.unwanted}" for r in ORDERING[kind] if r.unwanted)
+        parts.append(text)
+    return f"Not editing ({error}). " + ". ".join(parts) + "\n"
 
 
 def _explain(rule: OrderRule) -> str:

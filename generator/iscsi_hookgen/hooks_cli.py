@@ -4,6 +4,7 @@ import argparse
 import enum
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -125,6 +126,9 @@ def _show(root: Path, config: Path | None) -> int:
         print(f"HOOKS as bash evaluates {read}", file=sys.stderr)
     if analysis.problem is not None:
         print(f"note: the editor cannot change HOOKS here: {analysis.problem}", file=sys.stderr)
+    for rule in conf_edit.rules_for(analysis):
+        if rule.unwanted and rule.hook in analysis.hooks:
+            print(f"note: {rule.hook!r} is {rule.unwanted}", file=sys.stderr)
     for note in conf_edit.advisories(analysis, root=root):
         print(note, file=sys.stderr)
     return 0
@@ -157,19 +161,30 @@ class HooksStep(enum.Enum):
     NO_CONFIG = "no-config"  # mkinitcpio is not installed under ROOT: nothing to edit
 
 
-def plan_main_flow(*, root: Path, with_net: bool, no_edit: bool, output: bool) -> HooksStep:
+@dataclass(frozen=True)
+class MainFlowPlan:
+    step: HooksStep
+    kind: conf_edit.ImageKind | None  # the image ROOT's configuration builds; None: not read
+
+
+def plan_main_flow(*, root: Path, with_net: bool, no_edit: bool, output: bool) -> MainFlowPlan:
     """Decide, and validate before anything is written: a refusal raises InputError."""
     if output:
-        return HooksStep.OUTPUT
+        return MainFlowPlan(HooksStep.OUTPUT, None)
     if not conf_edit.main_config_path(root).exists():
-        return HooksStep.NO_CONFIG
+        return MainFlowPlan(HooksStep.NO_CONFIG, None)
     if no_edit:
-        return HooksStep.SHOW
+        try:
+            kind = conf_edit.load(root=root, config=None).kind
+        except InputError:
+            kind = None  # the printed change says why
+        return MainFlowPlan(HooksStep.SHOW, kind)
     try:
+        kind = conf_edit.load(root=root, config=None).kind
         conf_edit.ensure_iscsi_hooks(root=root, config=None, with_net=with_net, dry_run=True)
     except InputError as e:
         raise InputError(f"{e} (--no-edit skips this step)") from None
-    return HooksStep.EDIT
+    return MainFlowPlan(HooksStep.EDIT, kind)
 
 
 def run_main_flow(
