@@ -58,6 +58,15 @@ def test_no_dhcp_answer_fails_before_any_login(static_hook: Path) -> None:
     assert "no DHCP answer on eth0" in run.stdout
 
 
+def test_no_ip_parameter_in_a_systemd_image_asks_for_ip_not_for_the_net_hook(
+    static_hook: Path,
+) -> None:
+    run = run_runtime_hook(static_hook, ("root=/dev/sda1",), systemd=True, network=False)
+    assert run.status == 1
+    assert "no network interface has an address" in run.stdout
+    assert "add ip=dhcp" in run.stdout and "'net'" not in run.stdout
+
+
 def test_a_nic_that_never_appears_is_waited_for_boundedly(static_hook: Path) -> None:
     run = run_runtime_hook(
         static_hook, ("ip=dhcp", "rd.iscsi.nic_timeout=1"), systemd=True, network=False
