@@ -25,11 +25,13 @@ def atomic_write(
     data: bytes,
     *,
     mode: int = 0o644,
+    keep_mode: bool = True,
     expected: bytes | None = None,
 ) -> None:
     """Write `data` to `path` atomically.
 
-    An existing file keeps its mode and owner (`mode` applies to a new file only).
+    An existing file keeps its owner, and its mode unless `keep_mode` is false
+    (a file holding secrets gets `mode` whatever it had); a new file gets `mode`.
     With `expected`, the write is refused with ChangedOnDiskError when the file
     no longer holds exactly those bytes. On any failure the original is intact
     and no temporary file is left behind.
@@ -52,9 +54,7 @@ def atomic_write(
             view = view[written:]
         if old is not None:
             os.fchown(fd, old.st_uid, old.st_gid)
-            os.fchmod(fd, old.st_mode & 0o7777)
-        else:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, old.st_mode & 0o7777 if old is not None and keep_mode else mode)
         os.fsync(fd)
         os.close(fd)
         fd = -1
