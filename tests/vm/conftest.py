@@ -4,6 +4,7 @@ error, never a skip): the VM tests are part of CI."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
     require_tools()
     kernel = find_kernel()
-    workdir = tmp_path_factory.mktemp("vm")
+    # VMTEST_WORKDIR keeps consoles and images where pytest's rotation of
+    # temporary directories cannot remove them (for debugging a boot).
+    keep = os.environ.get("VMTEST_WORKDIR")
+    workdir = Path(keep) if keep else tmp_path_factory.mktemp("vm")
+    workdir.mkdir(parents=True, exist_ok=True)
     print(f"VM rig: kernel {kernel.version}, accel {accelerator()}, work {workdir}")
     return Rig(kernel, workdir, build_root_image(workdir / "root.img"))

@@ -32,10 +32,26 @@ def test_baseline_static_boot_reaches_the_iscsi_root(rig: Rig) -> None:
 
 def _assemble(rig: Rig, tmp_path: Path, hooks: list[str], hookdir: Path) -> Path:
     root = tmp_path / "root"
-    subprocess.run([str(ASSEMBLER), "--kernel-version", rig.kernel.version,
-                    "--modules-root", str(rig.kernel.modules), "--output",
-                    str(tmp_path / "img"), "--keep-root", str(root), "--hookdir", str(hookdir),
-                    "--hookdir", str(STAND_INS), *hooks], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(ASSEMBLER),
+            "--kernel-version",
+            rig.kernel.version,
+            "--modules-root",
+            str(rig.kernel.modules),
+            "--output",
+            str(tmp_path / "img"),
+            "--keep-root",
+            str(root),
+            "--hookdir",
+            str(hookdir),
+            "--hookdir",
+            str(STAND_INS),
+            *hooks,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return root
 
 
@@ -55,14 +71,21 @@ def test_assembler_honours_the_build_hook_contract(rig: Rig, tmp_path: Path) -> 
         "    add_symlink /usr/bin/probe-link busybox\n"
         "    add_dir /var/probe 700\n"
         "    add_runscript\n"
-        "}\n")
-    (hookdir / "hooks" / "probe").write_text("#!/usr/bin/ash\nrun_hook () {\n    :\n}\n"
-                                             "run_latehook() {\n    :\n}\n")
+        "}\n"
+    )
+    (hookdir / "hooks" / "probe").write_text(
+        "#!/usr/bin/ash\nrun_hook () {\n    :\n}\nrun_latehook() {\n    :\n}\n"
+    )
     root = _assemble(rig, tmp_path, ["base", "probe"], hookdir)
     mods = root / "usr/lib/modules" / rig.kernel.version
     dep = (mods / "modules.dep").read_text()
-    for needed in ("iscsi_tcp.ko", "libiscsi_tcp.ko", "libiscsi.ko", "scsi_transport_iscsi.ko",
-                   "crc32c_generic.ko"):
+    for needed in (
+        "iscsi_tcp.ko",
+        "libiscsi_tcp.ko",
+        "libiscsi.ko",
+        "scsi_transport_iscsi.ko",
+        "crc32c_generic.ko",
+    ):
         assert needed in dep, needed
     assert (root / "usr/sbin/iscsistart").is_file()
     assert list((root / "usr/lib").rglob("libopeniscsiusr.so*"))
@@ -80,13 +103,52 @@ def test_init_parses_the_command_line_like_mkinitcpio(tmp_path: Path) -> None:
     script = (
         f". {STAND_INS / 'init_functions'}\n"
         "parse_cmdline <<'EOF'\n"
-        "rw quiet a=1 rd.x=first rd.x=second q=\"two words\" flag # c=ignored\n"
+        'rw quiet a=1 rd.x=first rd.x=second q="two words" flag # c=ignored\n'
         "EOF\n"
         "cat /tmp/cmdline\n"
-        "echo \"getarg=$(getarg rd.x) default=$(getarg nope dflt) rw=$rwopt a=$a\"\n")
-    ns = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                         "mount -t tmpfs t /tmp && busybox ash -s"], input=script,
-                        capture_output=True, text=True, check=True).stdout
-    assert ns.splitlines()[:7] == ["rw=y", "quiet=y", "a=1", "rd.x=first", "rd.x=second",
-                                   "q=two words", "flag=y"]
+        'echo "getarg=$(getarg rd.x) default=$(getarg nope dflt) rw=$rwopt a=$a"\n'
+    )
+    ns = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs t /tmp && busybox ash -s",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ns.splitlines()[:7] == [
+        "rw=y",
+        "quiet=y",
+        "a=1",
+        "rd.x=first",
+        "rd.x=second",
+        "q=two words",
+        "flag=y",
+    ]
     assert "getarg=second default=dflt rw=rw a=1" in ns
+
+
+def test_rig_shell_passes_shellcheck() -> None:
+    rig_dir = STAND_INS.parent
+    bash = [rig_dir / "assemble", *sorted((STAND_INS / "install").iterdir())]
+    bash += [BASELINE / "static/install/iscsi"]
+    ash = [
+        STAND_INS / "init",
+        STAND_INS / "init_functions",
+        *sorted((STAND_INS / "hooks").iterdir()),
+    ]
+    ash += sorted(BASELINE.glob("*/hooks/iscsi"))
+    for shell, files in (("bash", bash), ("dash", ash)):
+        done = subprocess.run(
+            ["shellcheck", "-s", shell, "-e", "SC2187,SC3043", *map(str, files)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout

@@ -64,8 +64,9 @@ def find_kernel() -> Kernel:
             "VM rig: no /boot/vmlinuz-* with modules in /lib/modules (linux-image-amd64); "
             + SETUP_HINT
         )
-    found.sort(key=lambda k: [int(p) if p.isdigit() else 0 for p in
-                              k.version.replace("-", ".").split(".")])
+    found.sort(
+        key=lambda k: [int(p) if p.isdigit() else 0 for p in k.version.replace("-", ".").split(".")]
+    )
     kernel = found[-1]
     for module in ("iscsi_tcp", "iscsi_ibft", "virtio_net", "sd_mod"):
         if not list(kernel.modules.rglob(f"{module}.ko*")):

@@ -27,38 +27,68 @@ class BootResult:
         return self.returncode is None
 
 
-def qemu_command(kernel: Kernel, initrd: Path, append: str, console: Path,
-                 target_port: int | None, acpi_tables: tuple[Path, ...] = ()) -> list[str]:
+def qemu_command(
+    kernel: Kernel,
+    initrd: Path,
+    append: str,
+    console: Path,
+    target_port: int | None,
+    acpi_tables: tuple[Path, ...] = (),
+) -> list[str]:
     accel = accelerator()
     netdev = "user,id=net0,restrict=on"
     if target_port is not None:
         # One relay per guest connection to PORTAL:3260, to tgtd on loopback.
         # libslirp splits the command like a shell but runs no shell, so the
         # stderr redirection needs an explicit sh -c.
-        relay = f"exec {shlex.quote(sys.executable)} {shlex.quote(str(RELAY))} {target_port} 2>/dev/null"
-        command = shlex.join(["/bin/sh", "-c", relay])
+        relay = shlex.join([sys.executable, str(RELAY), str(target_port)])
+        command = shlex.join(["/bin/sh", "-c", f"exec {relay} 2>/dev/null"])
         netdev += f",guestfwd=tcp:{PORTAL}:3260-cmd:{command.replace(',', ',,')}"
     cmd = [
         "qemu-system-x86_64",
-        "-machine", f"pc,accel={accel}",
-        "-cpu", "host" if accel == "kvm" else "max",
-        "-m", "512", "-smp", "1",
-        "-nodefaults", "-display", "none", "-no-reboot",
-        "-serial", f"file:{console}",
-        "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
-        "-append", append,
-        "-netdev", netdev,
-        # no option ROM: the kernel is loaded directly, iPXE would only cost time
-        "-device", f"virtio-net-pci,netdev=net0,mac={GUEST_MAC},romfile=",
+        "-machine",
+        f"pc,accel={accel}",
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-m",
+        "512",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        f"file:{console}",
+        "-kernel",
+        str(kernel.vmlinuz),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-netdev",
+        netdev,
+        # No option ROM: the kernel is loaded directly, iPXE would only cost time.
+        # Slot 3 is where the iBFT table (rig/ibft.py) says the NIC is.
+        "-device",
+        f"virtio-net-pci,netdev=net0,mac={GUEST_MAC},addr=0x3,romfile=",
     ]
     for table in acpi_tables:
         cmd += ["-acpitable", f"file={table}"]
     return cmd
 
 
-def boot(kernel: Kernel, initrd: Path, append: str, workdir: Path, *,
-         target_port: int | None, timeout: float,
-         acpi_tables: tuple[Path, ...] = (), name: str = "boot") -> BootResult:
+def boot(
+    kernel: Kernel,
+    initrd: Path,
+    append: str,
+    workdir: Path,
+    *,
+    target_port: int | None,
+    timeout: float,
+    acpi_tables: tuple[Path, ...] = (),
+    name: str = "boot",
+) -> BootResult:
     """Run one boot to power-off, or kill it at TIMEOUT seconds."""
     workdir.mkdir(parents=True, exist_ok=True)
     console = workdir / f"{name}.console"

@@ -5,6 +5,7 @@ tgtd and copies bytes both ways until both sides are done.
 QEMU also hands the guest socket over as stderr, so the rig starts this with
 2>/dev/null: any error text would otherwise reach the guest as iSCSI data."""
 
+import contextlib
 import os
 import selectors
 import socket
@@ -41,10 +42,8 @@ def main() -> int:
             else:
                 sel.unregister(src)
                 open_reads -= 1
-                try:
+                with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
     return 0
 
 

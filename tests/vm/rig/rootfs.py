@@ -41,7 +41,9 @@ if mount -o remount,rw /; then
     echo "$token" >/vmtest-written && sync && written=yes
     mount -o remount,ro /
 fi
-echo "VMTEST-MARKER token=$token uptime=$up root=$rootdev sessions=$sessions recovery_tmo=$recovery_tmo target=$target initiator=$initiator address=$address disk=${disk##*/} written=$written"
+echo "VMTEST-MARKER token=$token uptime=$up root=$rootdev sessions=$sessions" \
+    "recovery_tmo=$recovery_tmo target=$target initiator=$initiator" \
+    "address=$address disk=${disk##*/} written=$written"
 sync
 poweroff -f
 """
@@ -59,13 +61,18 @@ def build_root_image(image: Path, size_mb: int = 32) -> Path:
         shutil.rmtree(tree)
     for d in ("usr/bin", "usr/lib", "proc", "sys", "dev", "etc", "tmp", "run"):
         (tree / d).mkdir(parents=True, exist_ok=True)
-    for link, target in (("bin", "usr/bin"), ("sbin", "usr/bin"), ("lib", "usr/lib"),
-                         ("lib64", "usr/lib")):
+    for link, target in (
+        ("bin", "usr/bin"),
+        ("sbin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib"),
+    ):
         (tree / link).symlink_to(target)
     busybox = Path(shutil.which("busybox") or "/bin/busybox").resolve()
     shutil.copy2(busybox, tree / "usr/bin/busybox")
-    applets = subprocess.run([str(busybox), "--list"], capture_output=True, text=True,
-                             check=True).stdout.split()
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
     for applet in applets:
         if applet != "busybox":
             (tree / "usr/bin" / applet).symlink_to("busybox")
@@ -83,14 +90,18 @@ def build_root_image(image: Path, size_mb: int = 32) -> Path:
     (tree / "usr/bin/init").symlink_to("vmtest-init")
     (tree / "etc/os-release").write_text('NAME="vmtest root"\nID=vmtest\n')
     image.unlink(missing_ok=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "vmroot", "-d", str(tree), str(image),
-                    f"{size_mb}M"], check=True, capture_output=True)
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "vmroot", "-d", str(tree), str(image), f"{size_mb}M"],
+        check=True,
+        capture_output=True,
+    )
     shutil.rmtree(tree)
     return image
 
 
 def read_written(image: Path) -> str:
     """The token the guest wrote to /vmtest-written, read from the image file."""
-    out = subprocess.run(["debugfs", "-R", "cat /vmtest-written", str(image)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["debugfs", "-R", "cat /vmtest-written", str(image)], capture_output=True, text=True
+    )
     return out.stdout.strip()

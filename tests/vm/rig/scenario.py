@@ -81,8 +81,15 @@ class Rig:
             return self._images[key]
         out = self.workdir / "images" / f"{name}.img"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [str(ASSEMBLER), "--kernel-version", self.kernel.version,
-               "--modules-root", str(self.kernel.modules), "--output", str(out)]
+        cmd = [
+            str(ASSEMBLER),
+            "--kernel-version",
+            self.kernel.version,
+            "--modules-root",
+            str(self.kernel.modules),
+            "--output",
+            str(out),
+        ]
         for d in [*hookdirs, STAND_INS]:
             cmd += ["--hookdir", str(d)]
         proc = subprocess.run([*cmd, *hooks], capture_output=True, text=True)
@@ -91,11 +98,20 @@ class Rig:
         self._images[key] = out
         return out
 
-    def boot(self, name: str, initrd: Path, append: str, *, timeout: float,
-             target: bool = True, target_delay: float | None = None,
-             chap: Chap | None = None, chap_in: Chap | None = None,
-             acl: str | None = names.INITIATOR_IQN,
-             acpi_tables: tuple[Path, ...] = ()) -> Outcome:
+    def boot(
+        self,
+        name: str,
+        initrd: Path,
+        append: str,
+        *,
+        timeout: float,
+        target: bool = True,
+        target_delay: float | None = None,
+        chap: Chap | None = None,
+        chap_in: Chap | None = None,
+        acl: str | None = names.INITIATOR_IQN,
+        acpi_tables: tuple[Path, ...] = (),
+    ) -> Outcome:
         """Boot INITRD with root=/dev/sda on a fresh copy of the root disk.
 
         target=False: no forwarding for the portal at all (an unreachable
@@ -107,8 +123,7 @@ class Rig:
         lun = work / "lun.img"
         shutil.copyfile(self.root_template, lun)
         token = secrets.token_hex(8)
-        tgt = Target(work / "tgt", names.TARGET_IQN, lun, initiator=acl, chap=chap,
-                     chap_in=chap_in)
+        tgt = Target(work / "tgt", names.TARGET_IQN, lun, initiator=acl, chap=chap, chap_in=chap_in)
         timer = None
         try:
             if target and target_delay is None:
@@ -116,9 +131,16 @@ class Rig:
             elif target:
                 timer = threading.Timer(target_delay, tgt.start)
                 timer.start()
-            result = boot(self.kernel, initrd, f"{append} vmtest.token={token}", work,
-                          target_port=tgt.port if target else None, timeout=timeout,
-                          acpi_tables=acpi_tables, name="boot")
+            result = boot(
+                self.kernel,
+                initrd,
+                f"{append} vmtest.token={token}",
+                work,
+                target_port=tgt.port if target else None,
+                timeout=timeout,
+                acpi_tables=acpi_tables,
+                name="boot",
+            )
         finally:
             if timer is not None:
                 timer.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -48,8 +49,9 @@ class Target:
         return {**os.environ, "TGT_IPC_SOCKET": str(self.socket_base)}
 
     def admin(self, *args: str) -> None:
-        proc = subprocess.run(["tgtadm", "--lld", "iscsi", *args], env=self._env(),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["tgtadm", "--lld", "iscsi", *args], env=self._env(), capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise RigError(f"tgtadm {' '.join(args)}: {proc.stderr.strip()}")
 
@@ -58,7 +60,11 @@ class Target:
         log = (self.workdir / "tgtd.log").open("ab")
         self.process = subprocess.Popen(
             ["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{self.port}"],
-            env=self._env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            env=self._env(),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
         control = Path(f"{self.socket_base}.0")
         deadline = time.monotonic() + 10
         while not control.exists():
@@ -74,20 +80,62 @@ class Target:
                 time.sleep(0.05)
         else:
             raise RigError("tgtd does not answer on its control socket")
-        self.admin("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
-                   "-b", str(self.backing))
-        self.admin("--op", "bind", "--mode", "target", "--tid", "1",
-                   "-Q" if self.initiator else "-I", self.initiator or "ALL")
+        self.admin(
+            "--op",
+            "new",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            "1",
+            "--lun",
+            "1",
+            "-b",
+            str(self.backing),
+        )
+        self.admin(
+            "--op",
+            "bind",
+            "--mode",
+            "target",
+            "--tid",
+            "1",
+            "-Q" if self.initiator else "-I",
+            self.initiator or "ALL",
+        )
         if self.chap:
-            self.admin("--op", "new", "--mode", "account", "--user", self.chap.user,
-                       "--password", self.chap.secret)
-            self.admin("--op", "bind", "--mode", "account", "--tid", "1",
-                       "--user", self.chap.user)
+            self.admin(
+                "--op",
+                "new",
+                "--mode",
+                "account",
+                "--user",
+                self.chap.user,
+                "--password",
+                self.chap.secret,
+            )
+            self.admin("--op", "bind", "--mode", "account", "--tid", "1", "--user", self.chap.user)
         if self.chap_in:
-            self.admin("--op", "new", "--mode", "account", "--user", self.chap_in.user,
-                       "--password", self.chap_in.secret)
-            self.admin("--op", "bind", "--mode", "account", "--tid", "1",
-                       "--user", self.chap_in.user, "--outgoing")
+            self.admin(
+                "--op",
+                "new",
+                "--mode",
+                "account",
+                "--user",
+                self.chap_in.user,
+                "--password",
+                self.chap_in.secret,
+            )
+            self.admin(
+                "--op",
+                "bind",
+                "--mode",
+                "account",
+                "--tid",
+                "1",
+                "--user",
+                self.chap_in.user,
+                "--outgoing",
+            )
         return self
 
     def stop(self) -> None:
@@ -95,10 +143,8 @@ class Target:
         if self.process is None:
             return
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(RigError):
                 self.admin("--op", "delete", "--mode", "target", "--tid", "1", "--force")
-            except RigError:
-                pass
             self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
