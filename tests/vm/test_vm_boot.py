@@ -40,19 +40,15 @@ def hook_seconds(out: Outcome) -> float:
     return end - start
 
 
+# what a user of static-portal mode passes for this rig's target
+STATIC_ARGS = ("--portal", names.PORTAL, "--target", names.TARGET_IQN,
+               "--initiator", names.INITIATOR_IQN)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def static_hooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(
-        tmp_path_factory.mktemp("gen") / "static",
-        "--portal",
-        names.PORTAL,
-        "--target",
-        names.TARGET_IQN,
-        "--initiator",
-        names.INITIATOR_IQN,
-        "-P",
-        "node.session.timeo.replacement_timeout=86400",
-    )
+    return generate(tmp_path_factory.mktemp("gen") / "static", *STATIC_ARGS,
+                    "-P", "node.session.timeo.replacement_timeout=86400")  # fmt: skip
 
 
 def test_static_portal_generated_hook(rig: Rig, static_hooks: Path) -> None:
@@ -109,27 +105,11 @@ def chap_hooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("chap")
     (base / "secret").write_text(CHAP_SECRET + "\n")
     (base / "in-secret").write_text(CHAP_IN_SECRET + "\n")
-    return generate(
-        base / "hooks",
-        "--portal",
-        names.PORTAL,
-        "--target",
-        names.TARGET_IQN,
-        "--initiator",
-        names.INITIATOR_IQN,
-        "--chap-user",
-        CHAP_USER,
-        "--chap-secret-file",
-        str(base / "secret"),
-        "--chap-in-user",
-        CHAP_IN_USER,
-        "--chap-in-secret-file",
-        str(base / "in-secret"),
-        "--retries",
-        "2",
-        "--retry-delay",
-        "1",
-    )
+    return generate(base / "hooks", *STATIC_ARGS,
+                    "--chap-user", CHAP_USER, "--chap-secret-file", str(base / "secret"),
+                    "--chap-in-user", CHAP_IN_USER,
+                    "--chap-in-secret-file", str(base / "in-secret"),
+                    "--retries", "2", "--retry-delay", "1")  # fmt: skip
 
 
 def test_mutual_chap(rig: Rig, chap_hooks: Path) -> None:

@@ -102,28 +102,20 @@ class Target:
             "-Q" if self.initiator else "-I",
             self.initiator or "ALL",
         )
-        if self.chap:
+        # CHAP: the account the initiator logs in with, then (mutual) the one
+        # the target answers with
+        for account, direction in ((self.chap, ()), (self.chap_in, ("--outgoing",))):
+            if account is None:
+                continue
             self.admin(
                 "--op",
                 "new",
                 "--mode",
                 "account",
                 "--user",
-                self.chap.user,
+                account.user,
                 "--password",
-                self.chap.secret,
-            )
-            self.admin("--op", "bind", "--mode", "account", "--tid", "1", "--user", self.chap.user)
-        if self.chap_in:
-            self.admin(
-                "--op",
-                "new",
-                "--mode",
-                "account",
-                "--user",
-                self.chap_in.user,
-                "--password",
-                self.chap_in.secret,
+                account.secret,
             )
             self.admin(
                 "--op",
@@ -133,8 +125,8 @@ class Target:
                 "--tid",
                 "1",
                 "--user",
-                self.chap_in.user,
-                "--outgoing",
+                account.user,
+                *direction,
             )
         return self
 
