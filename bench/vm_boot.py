@@ -11,6 +11,7 @@ root device exists; "marker" = when the real root's /sbin/init runs.
 zstd-compressed initramfs.
 
     python3 bench/vm_boot.py [--rounds 5]
+    python3 bench/vm_boot.py --dead-target 240    # how each hook ends when nothing answers
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workdir", type=Path, help="keep consoles and images here")
+    parser.add_argument("--dead-target", type=float, metavar="SECONDS",
+                        help="instead: boot each static variant once with nothing at the"
+                        " portal, killing it after SECONDS, and report how it ends")  # fmt: skip
     args = parser.parse_args()
 
     require_tools()
@@ -112,6 +116,9 @@ def main() -> int:
     ]  # fmt: skip
     table = workdir / "ibft.bin"
     table.write_bytes(ibft.build(ibft.Ibft()))
+
+    if args.dead_target:
+        return dead_target(rig, [v for v in variants if v.mode == "static"], args.dead_target)
 
     results = {v.name: Samples([], [], [], []) for v in variants}
     print(f"kernel {kernel.version}, accel {accelerator()}, {args.rounds} rounds, work {workdir}",
@@ -155,6 +162,21 @@ def main() -> int:
         " module itself, so --nic-module shrinks only images without net (iBFT)."
     )
     return 0 if all(r.failed == 0 for r in results.values()) else 1
+
+
+def dead_target(rig: Rig, variants: list[Variant], seconds: float) -> int:
+    print("| variant (nothing answers at the portal) | outcome | hook s | wall s |")
+    print("|---|---|---|---|")
+    for i, v in enumerate(variants):
+        out = rig.boot(f"dead-v{i}", v.image, v.append, timeout=seconds, target=False)
+        start, end = out.time_of("start run_hook iscsi"), out.time_of("end run_hook iscsi")
+        if out.result.timed_out:
+            outcome, hook = f"still hanging at {seconds:.0f} s, killed", "-"
+        else:
+            outcome = f"rescue: {out.rescue}" if out.rescue else "powered off"
+            hook = f"{end - start:.1f}" if start is not None and end is not None else "-"
+        print(f"| {v.name} | {outcome} | {hook} | {out.result.seconds:.1f} |")
+    return 0
 
 
 if __name__ == "__main__":
