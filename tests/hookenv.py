@@ -19,10 +19,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).parent
 BUSYBOX = shutil.which("busybox") or "/usr/bin/busybox"
+# Not timeout: the hook must bound its attempts without it.
 APPLETS = (
     "ash",
     "sh",
-    "timeout",
     "sleep",
     "cat",
     "grep",
@@ -35,6 +35,7 @@ APPLETS = (
     "echo",
     "ls",
     "rm",
+    "touch",
 )
 
 
@@ -45,8 +46,11 @@ class HookRun:
     stderr: str
     iscsistart: list[list[str]]  # argv of each call, in order
     modprobe: list[str]  # arguments of each call, joined by spaces
+    ip: list[str]  # arguments of each ip call that changes something
+    udhcpc: list[str]  # arguments of each udhcpc call
     leftovers: int  # iscsistart processes still alive when the hook returned
     seconds: float
+    out: dict[str, str]  # files the hook wrote under /tmp/out
 
     @property
     def output(self) -> str:
@@ -64,20 +68,22 @@ def cmdline_cache(words: Sequence[str]) -> str:
     return "".join(lines)
 
 
-# Runs as PID 1 of a new PID namespace, in a new mount namespace.
+# Runs as PID 1 of a new PID namespace, in a new mount namespace. $2 is the
+# shell code to run after sourcing the stand-ins (if any) and the hook.
 _SANDBOX_SCRIPT = r"""
 set -e
 sb="$1"
 mount --bind "$sb/sys" /sys
 mount --bind "$sb/etc" /etc
 mount --bind "$sb/tmp" /tmp
+mount --bind "$sb/proc-cmdline" /proc/cmdline
 mount -t tmpfs -o mode=755 fakedev /dev
 mknod -m 666 /dev/null c 1 3
 cd /
 exec env -i PATH="$sb/bin" "$sb/bin/ash" -c '
-    . "$0"
+    [ -f "$0" ] && . "$0"
     . "$1"
-    run_hook
+    eval "$2"
     status=$?
     left=0
     for comm in /proc/[0-9]*/comm; do
@@ -86,7 +92,7 @@ exec env -i PATH="$sb/bin" "$sb/bin/ash" -c '
     done
     echo "$left" >/tmp/fake/leftovers
     exit "$status"
-' "$sb/stubs.sh" "$sb/hook"
+' "$sb/stubs.sh" "$sb/hook" "$2"
 """
 
 
@@ -103,11 +109,17 @@ def run_runtime_hook(
     no_disk: bool = False,
     files: Mapping[str, str] = {},
     without: Sequence[str] = (),
+    no_dhcp: bool = False,
+    systemd: bool = False,
+    entry: str = "",
     timeout: float = 60,
 ) -> HookRun:
     """Run `hook`'s run_hook; `files` maps absolute paths under /etc or /sys to contents.
 
-    `without` names commands the image lacks (applets or fakes).
+    `without` names commands the image lacks (applets or fakes). With `systemd`,
+    the hook runs as iscsi-hookgen-login.service runs it: iscsi_systemd_main,
+    no mkinitcpio stand-ins, the command line in /proc/cmdline. `entry` runs
+    other shell code instead; it may write files to /tmp/out.
     """
     sandbox = Path(tempfile.mkdtemp(prefix="iscsi-hook-", dir="/var/tmp"))
     try:
@@ -116,14 +128,19 @@ def run_runtime_hook(
         for applet in APPLETS:
             if applet not in without:
                 (sandbox / "bin" / applet).symlink_to(BUSYBOX)
-        for fake in ("iscsistart", "modprobe", "ip"):
+        (sandbox / "bin/systemd-escape").symlink_to(shutil.which("systemd-escape") or "/bin/false")
+        for fake in ("iscsistart", "modprobe", "ip", "udhcpc"):
             if fake in without:
                 continue
             shutil.copy(TESTS / f"fake_{fake}", sandbox / "bin" / fake)
             (sandbox / "bin" / fake).chmod(0o755)
-        shutil.copy(TESTS / "initcpio_stubs.sh", sandbox / "stubs.sh")
+        if not systemd:
+            shutil.copy(TESTS / "initcpio_stubs.sh", sandbox / "stubs.sh")
+            (sandbox / "tmp/cmdline").write_text(cmdline_cache(cmdline))
         shutil.copy(hook, sandbox / "hook")
-        (sandbox / "tmp/cmdline").write_text(cmdline_cache(cmdline))
+        (sandbox / "proc-cmdline").write_text(" ".join(cmdline) + "\n")
+        (sandbox / "tmp/out").mkdir()
+        entry = entry or ("iscsi_systemd_main" if systemd else "run_hook")
 
         control = sandbox / "etc/fake"
         for flag, wanted in (
@@ -132,6 +149,7 @@ def run_runtime_hook(
             ("hang", hang),
             ("child", child),
             ("no_disk", no_disk),
+            ("no_dhcp", no_dhcp),
         ):
             if wanted:
                 (control / flag).touch()
@@ -157,6 +175,7 @@ def run_runtime_hook(
                 _SANDBOX_SCRIPT,
                 "sandbox",
                 str(sandbox),
+                entry,
             ],
             capture_output=True,
             text=True,
@@ -168,9 +187,11 @@ def run_runtime_hook(
         log = sandbox / "tmp/fake"
         count = int((log / "count").read_text()) if (log / "count").exists() else 0
         calls = [(log / f"iscsistart.{n}").read_text().splitlines() for n in range(1, count + 1)]
-        modprobe = (
-            (log / "modprobe").read_text().splitlines() if (log / "modprobe").exists() else []
-        )
+
+        def lines(name: str) -> list[str]:
+            return (log / name).read_text().splitlines() if (log / name).exists() else []
+
+        out = sandbox / "tmp/out"
         leftovers_file = log / "leftovers"
         if not leftovers_file.exists():
             raise AssertionError(f"the sandbox did not run the hook:\n{done.stderr}")
@@ -179,9 +200,16 @@ def run_runtime_hook(
             stdout=done.stdout,
             stderr=done.stderr,
             iscsistart=calls,
-            modprobe=modprobe,
+            modprobe=lines("modprobe"),
+            ip=lines("ip"),
+            udhcpc=lines("udhcpc"),
             leftovers=int(leftovers_file.read_text()),
             seconds=seconds,
+            out={
+                p.relative_to(out).as_posix(): p.read_text()
+                for p in sorted(out.rglob("*"))
+                if p.is_file()
+            },
         )
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
@@ -196,7 +224,11 @@ add_module() { log add_module "$@"; }
 add_checked_modules() { log add_checked_modules "$@"; }
 add_all_modules() { log add_all_modules "$@"; }
 add_binary() { log add_binary "$@"; }
-add_file() { log add_file "$@"; }
+add_file() {
+    log add_file "$@"
+    # add_file - DEST MODE: the content comes on stdin; keep it for the test.
+    if [[ $1 == - ]]; then mkdir -p "$FILES${2%/*}" && cat >"$FILES$2"; fi
+}
 add_dir() { log add_dir "$@"; }
 add_symlink() { log add_symlink "$@"; }
 add_runscript() { log add_runscript "${BASH_SOURCE[1]##*/}"; }
@@ -211,6 +243,7 @@ class BuildRun:
     calls: list[list[str]]
     stdout: str
     stderr: str
+    files: dict[str, str]  # what add_file - wrote, by destination in the image
 
 
 def run_build_hook(hook_dir: Path, *, systemd: bool = False, function: str = "build") -> BuildRun:
@@ -222,6 +255,8 @@ def run_build_hook(hook_dir: Path, *, systemd: bool = False, function: str = "bu
     with tempfile.TemporaryDirectory() as scratch:
         calls_file = Path(scratch) / "calls"
         calls_file.touch()
+        files = Path(scratch) / "files"
+        files.mkdir()
         script = _BUILD_STUBS
         if systemd:
             script += 'add_systemd_unit() { log add_systemd_unit "$@"; }\n'
@@ -239,7 +274,12 @@ def run_build_hook(hook_dir: Path, *, systemd: bool = False, function: str = "bu
             capture_output=True,
             text=True,
             check=False,
-            env={"PATH": os.environ["PATH"], "CALLS": str(calls_file)},
+            env={"PATH": os.environ["PATH"], "CALLS": str(calls_file), "FILES": str(files)},
         )
         calls = [line.split("\t") for line in calls_file.read_text().splitlines()]
-    return BuildRun(done.returncode, calls, done.stdout, done.stderr)
+        written = {
+            "/" + p.relative_to(files).as_posix(): p.read_text()
+            for p in sorted(files.rglob("*"))
+            if p.is_file()
+        }
+    return BuildRun(done.returncode, calls, done.stdout, done.stderr, written)

@@ -66,12 +66,6 @@ def test_generic_build_takes_the_host_initiator_name_when_there_is_one() -> None
     assert (expected in run.calls) == Path("/etc/iscsi/initiatorname.iscsi").is_file()
 
 
-def test_systemd_image_gets_a_warning_at_build_time(generate: Callable[..., Path]) -> None:
-    run = run_build_hook(generate(*STATIC), systemd=True)
-    warnings = [call for call in run.calls if call[0] == "warning"]
-    assert len(warnings) == 1 and "systemd" in warnings[0][1]
-
-
 @pytest.mark.parametrize("hooks", ["static", "ibft", "generic"])
 def test_help_documents_every_kernel_parameter_the_runtime_hook_reads(
     generate: Callable[..., Path], hooks: str

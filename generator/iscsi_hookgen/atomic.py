@@ -27,6 +27,7 @@ def atomic_write(
     mode: int = 0o644,
     keep_mode: bool = True,
     expected: bytes | None = None,
+    like: os.stat_result | None = None,
 ) -> None:
     """Write `data` to `path` atomically.
 
@@ -35,6 +36,8 @@ def atomic_write(
     With `expected`, the write is refused with ChangedOnDiskError when the file
     no longer holds exactly those bytes. On any failure the original is intact
     and no temporary file is left behind.
+    With `like`, the file gets that mode and owner instead, new or not: a backup
+    must be exactly as private as the file it copies.
     """
     target = resolve_target(path)
     try:
@@ -52,9 +55,13 @@ def atomic_write(
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        if old is not None:
-            os.fchown(fd, old.st_uid, old.st_gid)
-        os.fchmod(fd, old.st_mode & 0o7777 if old is not None and keep_mode else mode)
+        if like is not None:
+            os.fchown(fd, like.st_uid, like.st_gid)
+            os.fchmod(fd, like.st_mode & 0o7777)
+        else:
+            if old is not None:
+                os.fchown(fd, old.st_uid, old.st_gid)
+            os.fchmod(fd, old.st_mode & 0o7777 if old is not None and keep_mode else mode)
         os.fsync(fd)
         os.close(fd)
         fd = -1

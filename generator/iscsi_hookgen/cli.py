@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from iscsi_hookgen import __version__
+from iscsi_hookgen import __version__, hooks_cli
 from iscsi_hookgen.atomic import atomic_write
 from iscsi_hookgen.config import (
     RESILIENT_PARAMS,
@@ -159,6 +159,12 @@ OPTIONS: tuple[Option, ...] = (
         {"action": "store_true"},
     ),
     Option(
+        ("--no-edit",),
+        "leave HOOKS in mkinitcpio.conf alone; print the change to make instead",
+        "output",
+        {"action": "store_true"},
+    ),
+    Option(
         ("--force",),
         "overwrite hooks that iscsi-hookgen did not write",
         "output",
@@ -193,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate mkinitcpio hooks that log in to an iSCSI target holding the "
         "root filesystem, and put them in place.",
         epilog="Examples: iscsi-hookgen --ibft; iscsi-hookgen --portal 192.0.2.10 --target "
-        "iqn.2011-03.org.example:arch --resilient",
+        "iqn.2011-03.org.example:arch --resilient. HOOKS alone: iscsi-hookgen hooks "
+        "show|add|remove|check (see iscsi-hookgen hooks --help).",
     )
     groups: dict[str, Any] = {}
     for name, title in GROUPS.items():
@@ -382,29 +389,32 @@ def show_files(directory: Path, files: Sequence[RenderedFile], out: Any) -> None
             out.write(file.content)
 
 
-def next_steps(config: HookConfig, args: argparse.Namespace, out: Any) -> None:
+def next_steps(
+    config: HookConfig, args: argparse.Namespace, out: Any, *, hooks_edited: bool = False
+) -> None:
     hooks = "net iscsi" if config.mode is Mode.STATIC else "iscsi"
     chroot = f"arch-chroot {args.root} " if Path(args.root) != Path("/") else ""
+    step = iter(range(1, 10))
     print("\nNext steps:", file=out)
-    print(
-        f"  1. In HOOKS (mkinitcpio.conf), put '{hooks}' after 'base udev' and right "
-        "before 'block' (and before encrypt, lvm2, filesystems).",
-        file=out,
-    )
-    if config.mode is Mode.STATIC:
+    if not hooks_edited:
         print(
-            "  2. Install mkinitcpio-nfs-utils (the 'net' hook) and add ip=dhcp (or a "
-            "static ip=) to the kernel command line.",
+            f"  {next(step)}. In HOOKS (mkinitcpio.conf), put '{hooks}' after 'base udev' and "
+            "right before 'block' (and before encrypt, lvm2, filesystems).",
             file=out,
         )
-    print(
-        f"  {3 if config.mode is Mode.STATIC else 2}. Rebuild the images: {chroot}mkinitcpio -P",
-        file=out,
-    )
+    if config.mode is Mode.STATIC:
+        print(
+            f"  {next(step)}. Install mkinitcpio-nfs-utils (the 'net' hook) and add ip=dhcp "
+            "(or a static ip=) to the kernel command line.",
+            file=out,
+        )
+    print(f"  {next(step)}. Rebuild the images: {chroot}mkinitcpio -P", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["hooks"]:
+        return hooks_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config, warnings = config_from_args(args)
@@ -413,15 +423,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = render(config, regenerate_command(args, config))
         directory = hook_directory(args)
         check_overwrite(directory, files, args.force)
+        with_net = config.mode is Mode.STATIC
+        hooks_step = hooks_cli.plan_main_flow(
+            root=args.root, with_net=with_net, no_edit=args.no_edit, output=args.output is not None
+        )
         if args.dry_run:
             show_files(directory, files, sys.stdout)
         else:
             write_files(directory, files, sys.stdout)
+        hooks_cli.run_main_flow(
+            hooks_step,
+            root=args.root,
+            with_net=with_net,
+            dry_run=args.dry_run,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     except InputError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"{PROG}: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
-    next_steps(config, args, sys.stdout)
+    next_steps(config, args, sys.stdout, hooks_edited=hooks_step is hooks_cli.HooksStep.EDIT)
     return 0

@@ -77,6 +77,12 @@ class Retry:
     attempt_timeout: int = 8  # seconds one iscsistart call may take
     disk_timeout: int = 20  # seconds to wait for the session's disk after login
 
+    def worst_case_seconds(self) -> int:
+        """How long the login can take before it gives up, network set-up included."""
+        network = 20 + 30  # waiting for the NIC, then DHCP (hooks/iscsi)
+        per_attempt = self.attempt_timeout + self.delay
+        return network + self.attempts * per_attempt + self.disk_timeout
+
 
 @dataclass(frozen=True)
 class HookConfig:

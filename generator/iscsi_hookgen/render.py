@@ -64,6 +64,8 @@ def render(config: HookConfig, command: str) -> tuple[RenderedFile, ...]:
         "tpgt": config.tpgt,
         "params": "\n".join(f"{name}={value}" for name, value in config.params),
         "retry": config.retry,
+        # iscsi_systemd_main must give up before systemd kills it mid-message.
+        "start_timeout": config.retry.worst_case_seconds() + 30,
         "nic_modules": config.nic_modules_with_buses,
         "chap": config.chap,
         "chap_in": config.chap_in,
