@@ -118,7 +118,8 @@ def main() -> int:
     table.write_bytes(ibft.build(ibft.Ibft()))
 
     if args.dead_target:
-        return dead_target(rig, [v for v in variants if v.mode == "static"], args.dead_target)
+        dead = [v for v in variants if v.mode == "static" and "nic" not in v.name]
+        return dead_target(rig, dead, args.dead_target)
 
     results = {v.name: Samples([], [], [], []) for v in variants}
     print(f"kernel {kernel.version}, accel {accelerator()}, {args.rounds} rounds, work {workdir}",
