@@ -11,11 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "generator"))
 
 from iscsi_hookgen.cli import main  # noqa: E402
-
-INITIATOR = "iqn.2011-03.org.example:client"
-TARGET = "iqn.2011-03.org.example.storage:arch-root"
-SECRET = "S3cr3t-chap-pw"  # 14 characters: inside RFC 3720's 12-16
-IN_SECRET = "Mutual-secret-2"
+from samples import IN_SECRET, SECRET  # noqa: E402
 
 
 @pytest.fixture

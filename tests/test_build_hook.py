@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INITIATOR, TARGET
 from hookenv import run_build_hook
+from samples import INITIATOR, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 REPO = Path(__file__).parent.parent

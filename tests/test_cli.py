@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INITIATOR, SECRET, TARGET
 from iscsi_hookgen.cli import main
+from samples import INITIATOR, SECRET, TARGET
 
 REPO = Path(__file__).parent.parent
 STATIC = ["--portal", "192.0.2.10", "--target", TARGET]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INITIATOR, TARGET
 from iscsi_hookgen.cli import main
+from samples import INITIATOR, TARGET
 
 REPO = Path(__file__).parent.parent
 BUSYBOX = "MODULES=()\nHOOKS=(base udev autodetect modconf block filesystems fsck)\n"

@@ -5,13 +5,23 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_SECRET, INITIATOR, SECRET, TARGET
 from hookenv import run_runtime_hook
+from samples import IN_SECRET, INITIATOR, SECRET, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 FAST = ("rd.iscsi.retry_delay=0",)
 REPO = Path(__file__).parent.parent
 GENERIC_HOOK = REPO / "initcpio/hooks/iscsi"
+
+
+# What the hook always asks of iscsistart so that an attempt ends by itself
+# within its 8-second bound: one login retry, login timeout (8 - 1) / 2 s.
+SELF_LIMITS = [
+    "-P",
+    "node.session.initial_login_retry_max=1",
+    "-P",
+    "node.conn[0].timeo.login_timeout=3",
+]
 
 
 def login_argv(
@@ -21,7 +31,7 @@ def login_argv(
     port: str = "3260",
     tpgt: str = "1",
 ) -> list[str]:
-    return ["-i", initiator, "-t", target, "-g", tpgt, "-a", address, "-p", port]
+    return ["-i", initiator, "-t", target, "-g", tpgt, "-a", address, "-p", port, *SELF_LIMITS]
 
 
 @pytest.fixture
@@ -62,7 +72,7 @@ def test_params_resilient_and_chap_reach_iscsistart(
     assert run.status == 0, run.output
     assert run.iscsistart == [
         [
-            *login_argv(),
+            *login_argv()[:10],
             "-u",
             "arch",
             "-w",
@@ -71,6 +81,7 @@ def test_params_resilient_and_chap_reach_iscsistart(
             "target",
             "-W",
             IN_SECRET,
+            *SELF_LIMITS,
             "-P",
             "node.conn[0].timeo.noop_out_interval=0",
             "-P",
@@ -121,6 +132,16 @@ def test_gives_up_after_the_bound_and_says_what_it_tried(static_hook: Path) -> N
     assert "rescue shell" in errors[-1]
 
 
+def test_the_login_timeout_follows_the_attempt_bound(static_hook: Path) -> None:
+    run = run_runtime_hook(static_hook, ("rd.iscsi.timeout=21",))
+    assert run.iscsistart[0][10:] == [
+        "-P",
+        "node.session.initial_login_retry_max=1",
+        "-P",
+        "node.conn[0].timeo.login_timeout=10",
+    ]
+
+
 def test_retry_count_comes_from_the_command_line(static_hook: Path) -> None:
     run = run_runtime_hook(static_hook, (*FAST, "rd.iscsi.retries=2"), fail_times=99)
     assert run.status == 1
@@ -142,13 +163,13 @@ def test_status_15_means_the_session_exists_and_counts_as_success(static_hook: P
 def test_each_attempt_is_bounded_and_leftover_children_are_killed(static_hook: Path) -> None:
     run = run_runtime_hook(
         static_hook,
-        (*FAST, "rd.iscsi.retries=2", "rd.iscsi.timeout=1"),
+        (*FAST, "rd.iscsi.retries=2", "rd.iscsi.timeout=2"),
         hang=True,
         child=True,
     )
     assert run.status == 1
     assert len(run.iscsistart) == 2
-    assert "gave no answer within 1s" in run.stdout
+    assert "gave no answer within 2s" in run.stdout
     assert run.leftovers == 0
     assert run.seconds < 15
 
@@ -156,13 +177,13 @@ def test_each_attempt_is_bounded_and_leftover_children_are_killed(static_hook: P
 def test_the_default_bound_gives_up_on_a_dead_target_within_about_a_minute(
     generate: Callable[..., Path],
 ) -> None:
-    # retries x (timeout + delay) of the defaults, measured on a scaled copy:
-    # the same arithmetic with 1-second units must stay linear.
-    hooks = generate(*STATIC, "--retries", "3", "--attempt-timeout", "1", "--retry-delay", "1")
+    # retries x timeout + (retries - 1) x delay, measured on a scaled copy of
+    # the defaults (6 x 8 + 5 x 2 = 58 s): here 3 x 2 + 2 x 1 = 8 s.
+    hooks = generate(*STATIC, "--retries", "3", "--attempt-timeout", "2", "--retry-delay", "1")
     run = run_runtime_hook(hooks / "hooks/iscsi", hang=True)
     assert run.status == 1
     assert len(run.iscsistart) == 3
-    assert 4 <= run.seconds < 12
+    assert 8 <= run.seconds < 12
 
 
 def test_no_network_is_reported_with_the_fix(static_hook: Path) -> None:
@@ -245,6 +266,7 @@ def test_netroot_credentials_are_used_with_a_warning_that_hides_them(static_hook
         "tuser",
         "-W",
         "tpw",
+        *SELF_LIMITS,
     ]
     assert "WARNING" in run.stdout and "/proc/cmdline" in run.stdout
     assert "pw-in-cmdline" not in run.output
@@ -305,6 +327,7 @@ def test_repeated_rd_iscsi_param_all_reach_iscsistart_after_the_generated_ones(
         ),
     )
     assert run.iscsistart[0][10:] == [
+        *SELF_LIMITS,
         "-P",
         "node.session.timeo.replacement_timeout=120",
         "-P",
@@ -334,6 +357,7 @@ def test_ibft_configures_the_network_then_logs_in(generate: Callable[..., Path])
         ["-N"],
         [
             "-b",
+            *SELF_LIMITS,
             "-P",
             "node.conn[0].timeo.noop_out_interval=0",
             "-P",
@@ -414,7 +438,7 @@ def test_generic_hook_without_an_initiator_name_says_which_parameter_gives_one()
 def test_generic_hook_switches_to_ibft(flag: str) -> None:
     run = run_runtime_hook(GENERIC_HOOK, (flag,), network=False, ibft=True)
     assert run.status == 0, run.output
-    assert run.iscsistart == [["-N"], ["-b"]]
+    assert run.iscsistart == [["-N"], ["-b", *SELF_LIMITS]]
 
 
 def test_debian_parameters_alone_drive_the_generic_hook() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INITIATOR, TARGET
+from samples import INITIATOR, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 VARIANTS = {

@@ -6,15 +6,33 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INITIATOR, TARGET
 from hookenv import run_build_hook, run_runtime_hook
+from samples import INITIATOR, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 REPO = Path(__file__).parent.parent
 GENERIC_HOOK = REPO / "initcpio/hooks/iscsi"
 NIC = {"/sys/class/net/eth0/device": "", "/sys/class/net/lo/operstate": "unknown\n"}
 UNIT = "/usr/lib/systemd/system/iscsi-hookgen-login.service"
-LOGIN_ARGV = ["-i", INITIATOR, "-t", TARGET, "-g", "1", "-a", "192.0.2.10", "-p", "3260"]
+SELF_LIMITS = [
+    "-P",
+    "node.session.initial_login_retry_max=1",
+    "-P",
+    "node.conn[0].timeo.login_timeout=3",
+]
+LOGIN_ARGV = [
+    "-i",
+    INITIATOR,
+    "-t",
+    TARGET,
+    "-g",
+    "1",
+    "-a",
+    "192.0.2.10",
+    "-p",
+    "3260",
+    *SELF_LIMITS,
+]
 
 
 @pytest.fixture
@@ -108,8 +126,9 @@ def test_command_line_is_parsed_as_mkinitcpio_does(static_hook: Path) -> None:
     assert run.status == 0, run.output
     assert run.iscsistart == [
         [
-            *LOGIN_ARGV[:-1],
+            *LOGIN_ARGV[:9],
             "3262",
+            *SELF_LIMITS,
             "-P",
             "node.session.timeo.replacement_timeout=86400",
             "-P",
@@ -123,7 +142,7 @@ def test_ibft_in_a_systemd_image_needs_no_network_set_up(generate: Callable[...,
         generate("--ibft") / "hooks/iscsi", ("ip=dhcp",), systemd=True, network=False, ibft=True
     )
     assert run.status == 0, run.output
-    assert run.iscsistart == [["-N"], ["-b"]]
+    assert run.iscsistart == [["-N"], ["-b", *SELF_LIMITS]]
     assert run.udhcpc == [] and run.ip == []
 
 

@@ -130,7 +130,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         ("--attempt-timeout",),
-        f"seconds one attempt may take (1-600, default {Retry.attempt_timeout})",
+        f"seconds one attempt may take (2-600, default {Retry.attempt_timeout})",
         "login",
         {"metavar": "SECONDS", "default": str(Retry.attempt_timeout)},
     ),
@@ -258,7 +258,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[HookConfig, list[str]]:
     retry = Retry(
         attempts=parse_number(args.retries, "--retries", 1, 100),
         delay=parse_number(args.retry_delay, "--retry-delay", 0, 600),
-        attempt_timeout=parse_number(args.attempt_timeout, "--attempt-timeout", 1, 600),
+        attempt_timeout=parse_number(args.attempt_timeout, "--attempt-timeout", 2, 600),
     )
     config = HookConfig(
         mode=mode,
