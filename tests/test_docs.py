@@ -117,6 +117,8 @@ def test_man_page_has_the_sections_a_reader_looks_for(tmp_path: Path) -> None:
         "NAME",
         "SYNOPSIS",
         "DESCRIPTION",
+        "IMAGE KINDS",
+        "KERNEL PARAMETERS",
         "OPTIONS",
         *commands,
         "EXIT STATUS",
@@ -124,6 +126,17 @@ def test_man_page_has_the_sections_a_reader_looks_for(tmp_path: Path) -> None:
         "SEE ALSO",
     ]
     assert "iscsi-hookgen - generate mkinitcpio hooks" in " ".join(shown.split())
+
+
+def test_man_page_names_every_kernel_parameter_the_runtime_hook_reads(tmp_path: Path) -> None:
+    hook = Path(__file__).resolve().parent.parent / "initcpio/hooks/iscsi"
+    code = "\n".join(
+        line for line in hook.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    read = set(re.findall(r"(?:getarg|iscsi_given|iscsi_all_args) ([a-z_.]+)", code))
+    assert {"netroot", "rd.iscsi.param", "iscsi_auto", "rd.iscsi.nic_timeout", "ip"} <= read
+    shown = " ".join(render_man(tmp_path, manpage.render(clispec.program())).split())
+    assert sorted(key for key in read if key not in shown) == []
 
 
 def test_man_page_of_a_parser_with_subcommands(tmp_path: Path) -> None:

@@ -42,6 +42,31 @@ FILES = (
     ("/etc/iscsi/initiatorname.iscsi",
      "The initiator name used when --initiator is not given."),
 )  # fmt: skip
+# Prose sections after DESCRIPTION: title, then paragraphs.
+NOTES = (
+    ("IMAGE KINDS", (
+        "Busybox-based images (HOOKS with udev, e.g. base udev ... net iscsi block "
+        "filesystems fsck) run the iscsi runtime hook from mkinitcpio's init. Static-portal "
+        "mode needs the net hook (mkinitcpio-nfs-utils) before iscsi and ip= on the kernel "
+        "command line.",
+        "Systemd-based images (HOOKS with systemd before iscsi, mkinitcpio's default since "
+        "v40) run no runtime hook. There the build hook adds iscsi-hookgen-login.service, "
+        "which runs the same login routine from /hooks/iscsi, a generator that orders the "
+        "root device after it, and the busybox applets it needs. In static-portal mode it "
+        "applies ip= itself; no net hook is wanted there.",
+    )),
+    ("KERNEL PARAMETERS", (
+        "The runtime hook reads netroot=iscsi:..., rd.iscsi.initiator=, rd.iscsi.firmware=1, "
+        "rd.iscsi.param=NAME=VALUE (repeatable), rd.iscsi.login_retry_max=, "
+        "rd.iscsi.retries=, rd.iscsi.retry_delay=, rd.iscsi.timeout=, "
+        "rd.iscsi.disk_timeout=, rd.iscsi.nic_timeout=, ip= and the Debian forms "
+        "iscsi_initiator=, iscsi_target_name=, iscsi_target_ip=, iscsi_target_port=, "
+        "iscsi_target_group=, iscsi_username=, iscsi_password=, iscsi_in_username=, "
+        "iscsi_in_password= and iscsi_auto; quiet shortens its messages. They override the "
+        "generated values, so a boot can be mended from the boot loader. "
+        "mkinitcpio -H iscsi describes each, with their precedence.",
+    )),
+)  # fmt: skip
 SEE_ALSO = ("mkinitcpio(8)", "mkinitcpio.conf(5)", "iscsistart(8)", "iscsiadm(8)", "iscsid(8)")
 
 
@@ -129,6 +154,10 @@ def render(top: Command) -> str:
     lines += [".SH DESCRIPTION", escape(top.description)]
     if top.epilog:
         lines += [".PP", escape(top.epilog)]
+    for title, paragraphs in NOTES:
+        lines.append(f".SH {title}")
+        for index, paragraph in enumerate(paragraphs):
+            lines += ([".PP"] if index else []) + [escape(paragraph)]
     lines.append(".SH OPTIONS")
     lines += _arguments(top, ".SS")
     if len(top.walk()) > 1:

@@ -100,8 +100,10 @@ def test_assembler_honours_the_build_hook_contract(rig: Rig, tmp_path: Path) -> 
 
 def test_init_parses_the_command_line_like_mkinitcpio(tmp_path: Path) -> None:
     """parse_cmdline/getarg of the rig's init_functions under busybox ash."""
+    # The functions go in by value: /tmp is replaced below, and the checkout
+    # may live under it.
     script = (
-        f". {STAND_INS / 'init_functions'}\n"
+        (STAND_INS / "init_functions").read_text() + "\n"
         "parse_cmdline <<'EOF'\n"
         'rw quiet a=1 rd.x=first rd.x=second q="two words" flag # c=ignored\n'
         "EOF\n"
