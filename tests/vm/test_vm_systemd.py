@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from rig import ibft, names
-from rig.hookgen import generate
+from rig.hookgen import PACKAGED, generate
 from rig.scenario import STAND_INS, Outcome, Rig, assert_booted
 
 SYSTEMD_STAND_INS = STAND_INS.parent / "systemd"
@@ -86,6 +86,21 @@ def test_systemd_static_portal_with_dhcp(rig: Rig, static_hooks: Path) -> None:
     facts = assert_booted_by_systemd(out)
     assert "iSCSI: DHCP on eth0" in out.console, out.summary()
     print(f"systemd ip=dhcp: marker at {facts['uptime']} s, boot {out.result.seconds:.1f} s")
+
+
+def test_systemd_packaged_generic_hook_with_dracut_parameters(rig: Rig) -> None:
+    """initcpio/ as shipped: its unit is gated by ConditionKernelCommandLine=,
+    which only a real systemd evaluates; netroot= opens the gate."""
+    initrd = systemd_image(rig, "sd-generic", PACKAGED)
+    append = (
+        f"{ROOT} ip=dhcp netroot=iscsi:{names.PORTAL}::3260::{names.TARGET_IQN}"
+        f" rd.iscsi.initiator={names.INITIATOR_IQN}"
+        " rd.iscsi.param=node.session.timeo.replacement_timeout=600"
+    )
+    out = rig.boot("sd-generic", initrd, append, timeout=BOOT_TIMEOUT)
+    facts = assert_booted_by_systemd(out)
+    assert facts["recovery_tmo"] == "600"
+    print(f"systemd generic: marker at {facts['uptime']} s, boot {out.result.seconds:.1f} s")
 
 
 def test_systemd_ibft(rig: Rig, tmp_path: Path) -> None:
