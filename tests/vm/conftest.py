@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from rig.hookgen import STATIC_ARGS, generate
 from rig.host import accelerator, find_kernel, require_tools
 from rig.rootfs import build_root_image
 from rig.scenario import Rig
@@ -32,3 +33,11 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"VM rig: kernel {kernel.version}, accel {accelerator()}, work {workdir}")
     return Rig(kernel, workdir, build_root_image(workdir / "root.img"))
+
+
+@pytest.fixture(scope="session")
+def static_hooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our generated static-portal hook for the rig's target, with a -P the
+    booted system can check (recovery_tmo is replacement_timeout)."""
+    return generate(tmp_path_factory.mktemp("gen") / "static", *STATIC_ARGS,
+                    "-P", "node.session.timeo.replacement_timeout=86400")  # fmt: skip

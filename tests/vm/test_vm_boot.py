@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from rig import ibft, names
-from rig.hookgen import PACKAGED, generate
-from rig.scenario import Outcome, Rig
+from rig.hookgen import PACKAGED, STATIC_ARGS, generate
+from rig.scenario import Outcome, Rig, assert_booted
 from rig.target import Chap
 
 STATIC_HOOKS = ["base", "udev", "net", "iscsi", "block", "filesystems"]
@@ -23,32 +23,10 @@ CHAP_USER, CHAP_SECRET = "vmtest-user", "Vmtest-secret-1"
 CHAP_IN_USER, CHAP_IN_SECRET = "vmtest-target", "Vmtest-secret-2"
 
 
-def assert_booted(out: Outcome) -> dict[str, str]:
-    facts = out.marker
-    assert facts is not None, out.summary()
-    assert facts["root"] == "/dev/sda", out.summary()
-    assert facts["target"] == names.TARGET_IQN
-    assert facts["sessions"] == "1"
-    assert out.written == out.token, "the guest's write did not reach the LUN"
-    assert out.result.returncode == 0, out.summary()
-    return facts
-
-
 def hook_seconds(out: Outcome) -> float:
     start, end = out.time_of("start run_hook iscsi"), out.time_of("end run_hook iscsi")
     assert start is not None and end is not None, out.summary()
     return end - start
-
-
-# what a user of static-portal mode passes for this rig's target
-STATIC_ARGS = ("--portal", names.PORTAL, "--target", names.TARGET_IQN,
-               "--initiator", names.INITIATOR_IQN)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def static_hooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate(tmp_path_factory.mktemp("gen") / "static", *STATIC_ARGS,
-                    "-P", "node.session.timeo.replacement_timeout=86400")  # fmt: skip
 
 
 def test_static_portal_generated_hook(rig: Rig, static_hooks: Path) -> None:

@@ -140,6 +140,7 @@ def test_init_parses_the_command_line_like_mkinitcpio(tmp_path: Path) -> None:
 def test_rig_shell_passes_shellcheck() -> None:
     rig_dir = STAND_INS.parent
     bash = [rig_dir / "assemble", *sorted((STAND_INS / "install").iterdir())]
+    bash += sorted((rig_dir / "systemd" / "install").iterdir())
     bash += [BASELINE / "static/install/iscsi"]
     ash = [
         STAND_INS / "init",

@@ -9,10 +9,14 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from . import names
 from .host import RigError
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGED = REPO / "initcpio"  # the generic hook the package ships
+# what a user of static-portal mode passes for this rig's target
+STATIC_ARGS = ("--portal", names.PORTAL, "--target", names.TARGET_IQN,
+               "--initiator", names.INITIATOR_IQN)  # fmt: skip
 
 
 def _env() -> dict[str, str]:

@@ -29,6 +29,7 @@ TOOLS = (
 FILES = (
     "/usr/lib/klibc/bin/ipconfig",
     "/lib/systemd/systemd-udevd",
+    "/lib/systemd/systemd",  # PID 1 of the systemd-based image
 )
 
 

@@ -66,6 +66,19 @@ class Outcome:
         return f"workdir {self.workdir}\n" + "\n".join(lines[-40:])
 
 
+def assert_booted(out: Outcome) -> dict[str, str]:
+    """The boot reached the root on the iSCSI disk, wrote to it and powered
+    off; returns the marker's facts."""
+    facts = out.marker
+    assert facts is not None, out.summary()
+    assert facts["root"] == "/dev/sda", out.summary()
+    assert facts["target"] == names.TARGET_IQN, out.summary()
+    assert facts["sessions"] == "1", out.summary()
+    assert out.written == out.token, "the guest's write did not reach the LUN"
+    assert out.result.returncode == 0, out.summary()
+    return facts
+
+
 @dataclass
 class Rig:
     kernel: Kernel
