@@ -156,6 +156,7 @@ def test_dead_target_in_a_systemd_image_gives_up_with_the_same_message(static_ho
     )
     assert run.status == 1
     assert len(run.iscsistart) == 2
+    assert "rescue shell" not in run.stdout
     assert f"ERROR: iSCSI: login to {TARGET} at 192.0.2.10:3260 failed after 2 attempts" in (
         run.stdout
     )
