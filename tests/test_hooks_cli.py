@@ -170,6 +170,16 @@ def test_no_edit_prints_the_change_instead(root: Path, capsys: pytest.CaptureFix
     assert "In HOOKS" in out
 
 
+def test_no_edit_leaves_out_the_hooks_step_when_hooks_is_already_right(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(["--root", str(root), "--ibft"], capsys)
+    status, out, _ = run(["--root", str(root), "--ibft", "--no-edit"], capsys)
+    assert status == 0
+    assert "HOOKS is already right" in out
+    assert "In HOOKS" not in out
+
+
 def test_dry_run_shows_the_hooks_diff_and_writes_nothing(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

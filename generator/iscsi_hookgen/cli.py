@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config,
         args,
         sys.stdout,
-        hooks_edited=hooks.step is hooks_cli.HooksStep.EDIT,
+        hooks_edited=hooks.step is hooks_cli.HooksStep.EDIT or hooks.hooks_right,
         kind=hooks.kind,
     )
     return 0

@@ -165,6 +165,7 @@ class HooksStep(enum.Enum):
 class MainFlowPlan:
     step: HooksStep
     kind: conf_edit.ImageKind | None  # the image ROOT's configuration builds; None: not read
+    hooks_right: bool = False  # HOOKS needs no change (whatever the step)
 
 
 def plan_main_flow(*, root: Path, with_net: bool, no_edit: bool, output: bool) -> MainFlowPlan:
@@ -176,9 +177,12 @@ def plan_main_flow(*, root: Path, with_net: bool, no_edit: bool, output: bool) -
     if no_edit:
         try:
             kind = conf_edit.load(root=root, config=None).kind
+            right = not conf_edit.ensure_iscsi_hooks(
+                root=root, config=None, with_net=with_net, dry_run=True
+            ).changed
         except InputError:
-            kind = None  # the printed change says why
-        return MainFlowPlan(HooksStep.SHOW, kind)
+            kind, right = None, False  # the printed change says why
+        return MainFlowPlan(HooksStep.SHOW, kind, right)
     try:
         kind = conf_edit.load(root=root, config=None).kind
         conf_edit.ensure_iscsi_hooks(root=root, config=None, with_net=with_net, dry_run=True)
