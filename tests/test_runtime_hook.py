@@ -6,22 +6,12 @@ from pathlib import Path
 import pytest
 
 from hookenv import run_runtime_hook
-from samples import IN_SECRET, INITIATOR, SECRET, TARGET
+from samples import IN_SECRET, INITIATOR, RESILIENT_ARGS, SECRET, SELF_LIMITS, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 FAST = ("rd.iscsi.retry_delay=0",)
 REPO = Path(__file__).parent.parent
 GENERIC_HOOK = REPO / "initcpio/hooks/iscsi"
-
-
-# What the hook always asks of iscsistart so that an attempt ends by itself
-# within its 8-second bound: one login retry, login timeout (8 - 1) / 2 s.
-SELF_LIMITS = [
-    "-P",
-    "node.session.initial_login_retry_max=1",
-    "-P",
-    "node.conn[0].timeo.login_timeout=3",
-]
 
 
 def login_argv(
@@ -82,12 +72,7 @@ def test_params_resilient_and_chap_reach_iscsistart(
             "-W",
             IN_SECRET,
             *SELF_LIMITS,
-            "-P",
-            "node.conn[0].timeo.noop_out_interval=0",
-            "-P",
-            "node.conn[0].timeo.noop_out_timeout=0",
-            "-P",
-            "node.session.timeo.replacement_timeout=86400",
+            *RESILIENT_ARGS,
             "-P",
             "node.conn[0].iscsi.MaxXmitDataSegmentLength=262144",
         ]
@@ -358,12 +343,7 @@ def test_ibft_configures_the_network_then_logs_in(generate: Callable[..., Path])
         [
             "-b",
             *SELF_LIMITS,
-            "-P",
-            "node.conn[0].timeo.noop_out_interval=0",
-            "-P",
-            "node.conn[0].timeo.noop_out_timeout=0",
-            "-P",
-            "node.session.timeo.replacement_timeout=86400",
+            *RESILIENT_ARGS,
         ],
     ]
     assert any("iscsi_ibft" in call for call in run.modprobe)

@@ -7,19 +7,13 @@ from pathlib import Path
 import pytest
 
 from hookenv import run_build_hook, run_runtime_hook
-from samples import INITIATOR, TARGET
+from samples import INITIATOR, SELF_LIMITS, TARGET
 
 STATIC = ("--portal", "192.0.2.10", "--target", TARGET, "--initiator", INITIATOR)
 REPO = Path(__file__).parent.parent
 GENERIC_HOOK = REPO / "initcpio/hooks/iscsi"
 NIC = {"/sys/class/net/eth0/device": "", "/sys/class/net/lo/operstate": "unknown\n"}
 UNIT = "/usr/lib/systemd/system/iscsi-hookgen-login.service"
-SELF_LIMITS = [
-    "-P",
-    "node.session.initial_login_retry_max=1",
-    "-P",
-    "node.conn[0].timeo.login_timeout=3",
-]
 LOGIN_ARGV = [
     "-i",
     INITIATOR,

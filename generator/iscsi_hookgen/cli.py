@@ -310,20 +310,12 @@ def regenerate_command(args: argparse.Namespace, config: HookConfig) -> str:
             words += ["--tpgt", str(config.tpgt)]
     for name, value in config.params:
         words += ["-P", f"{name}={value}"]
-    if config.chap:
-        words += [
-            "--chap-user",
-            config.chap.username,
-            "--chap-secret-file",
-            str(args.chap_secret_file),
-        ]
-    if config.chap_in:
-        words += [
-            "--chap-in-user",
-            config.chap_in.username,
-            "--chap-in-secret-file",
-            str(args.chap_in_secret_file),
-        ]
+    for prefix, chap, secret_file in (
+        ("--chap", config.chap, args.chap_secret_file),
+        ("--chap-in", config.chap_in, args.chap_in_secret_file),
+    ):
+        if chap:
+            words += [f"{prefix}-user", chap.username, f"{prefix}-secret-file", str(secret_file)]
     defaults = Retry()
     for flag, number, default in (
         ("--retries", config.retry.attempts, defaults.attempts),

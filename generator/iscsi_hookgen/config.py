@@ -76,10 +76,13 @@ class Retry:
     delay: int = 2  # seconds between attempts
     attempt_timeout: int = 8  # seconds one iscsistart call may take
     disk_timeout: int = 20  # seconds to wait for the session's disk after login
+    # systemd images only, where the hook applies ip= itself:
+    nic_timeout: int = 20  # seconds to wait for the NIC to appear
+    dhcp_timeout: int = 30  # seconds udhcpc may take for a lease
 
     def worst_case_seconds(self) -> int:
         """How long the login can take before it gives up, network set-up included."""
-        network = 20 + 30  # waiting for the NIC, then DHCP (hooks/iscsi)
+        network = self.nic_timeout + self.dhcp_timeout
         per_attempt = self.attempt_timeout + self.delay
         return network + self.attempts * per_attempt + self.disk_timeout
 
